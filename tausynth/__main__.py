@@ -1,0 +1,1 @@
+from tausynth.cli import main; raise SystemExit(main())

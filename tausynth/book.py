@@ -1,0 +1,221 @@
+"""Book orchestration: run every chapter with papermill, then render with Jupyter Book 1.
+
+``tausynth book run --profile demo`` prepares the synthetic cohort, executes each chapter notebook
+of ``book/`` with papermill into ``_build/executed/`` (skipping chapters whose inputs are unchanged
+since their last success), and ``tausynth book build`` renders the executed notebooks to
+``_build/html``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tausynth import __version__
+from tausynth.config import load_profile
+from tausynth.errors import TausynthError
+from tausynth.io import atomic_write_text
+
+BUILD = "_build"
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One executable chapter: a notebook and the papermill parameters it gets."""
+
+    name: str
+    notebook: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChapterResult:
+    """What happened to one chapter during ``book run``."""
+
+    name: str
+    status: str  # "executed", "cached" or "failed"
+    seconds: float
+    output: Path
+
+
+def cohort_dir(root: Path, profile: str) -> Path:
+    """Folder of the synthetic cohort used by ``profile``."""
+    return root / "data" / profile / "cohort"
+
+
+def chapters_for(profile: str, root: Path, manifest: str | None = None) -> list[Chapter]:
+    """The chapters of the book, in dependency order, with their parameters for ``profile``."""
+    data = str(Path(manifest).resolve()) if manifest else str(cohort_dir(root, profile) / "manifest.csv")
+    common = {"profile": profile, "manifest": data}
+    return [Chapter("data", "book/data.ipynb", dict(common))]
+
+
+def _digest(*parts: Any) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(json.dumps(part, sort_keys=True, default=str).encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def ensure_cohort(root: Path, profile: str, log: Callable[[str], None] = print) -> Path:
+    """Generate the profile's synthetic cohort unless an identical one is already on disk."""
+    from tausynth.data.synthetic import write_cohort
+
+    cfg = load_profile(profile).data
+    out = cohort_dir(root, profile)
+    key = _digest("cohort", __version__, cfg.n_subjects, cfg.seed, cfg.resolution, cfg.confound)
+    stamp = out / ".tausynth-cohort-key"
+    if stamp.is_file() and stamp.read_text().strip() == key and (out / "manifest.csv").is_file():
+        log(f"cohort   cached    {out}")
+        return out / "manifest.csv"
+    start = time.perf_counter()
+    write_cohort(out, n=cfg.n_subjects, seed=cfg.seed, resolution=cfg.resolution,
+                 confound=cfg.confound, progress=False)
+    atomic_write_text(stamp, key + "\n")
+    log(f"cohort   generated {time.perf_counter() - start:7.1f} s  {cfg.n_subjects} subjects -> {out}")
+    return out / "manifest.csv"
+
+
+def run_book(
+    profile: str,
+    *,
+    root: str | Path = ".",
+    only: str | None = None,
+    force: bool = False,
+    manifest: str | None = None,
+    log: Callable[[str], None] = print,
+) -> list[ChapterResult]:
+    """Execute the book's chapters with papermill.
+
+    Parameters
+    ----------
+    profile : {"smoke", "demo", "paper"}
+        Profile passed to every chapter.
+    root : path, default="."
+        Repository root (holds ``book/`` and ``_config.yml``).
+    only : str, optional
+        Execute only this chapter (its upstream chapters must have run before).
+    force : bool, default=False
+        Re-execute chapters even if their inputs are unchanged.
+    manifest : str, optional
+        A data manifest to use instead of the synthetic cohort.
+    log : callable, default=print
+        Receives one line per chapter.
+
+    Raises
+    ------
+    TausynthError
+        When a chapter fails; the message names it and the partial notebook is kept.
+    """
+    import papermill
+
+    root = Path(root).resolve()
+    load_profile(profile)  # validates the name
+    executed = root / BUILD / "executed"
+    logs = root / BUILD / "logs"
+    executed.mkdir(parents=True, exist_ok=True)
+    logs.mkdir(parents=True, exist_ok=True)
+    if manifest is None:
+        ensure_cohort(root, profile, log)
+    chapters = chapters_for(profile, root, manifest)
+    names = [c.name for c in chapters]
+    if only is not None and only not in names:
+        raise TausynthError(f"unknown chapter {only!r} (chapters: {', '.join(names)})")
+    results: list[ChapterResult] = []
+    upstream = _digest(__version__, manifest or "synthetic", profile)
+    for chapter in chapters:
+        source = root / chapter.notebook
+        out = executed / Path(chapter.notebook).name
+        key = _digest(upstream, _file_digest(source), chapter.parameters)
+        upstream = key
+        stamp = executed / f".{chapter.name}.key"
+        if only is not None and chapter.name != only:
+            continue
+        if not force and stamp.is_file() and stamp.read_text().strip() == key and out.is_file():
+            log(f"{chapter.name:8s} cached")
+            results.append(ChapterResult(chapter.name, "cached", 0.0, out))
+            continue
+        stamp.unlink(missing_ok=True)
+        start = time.perf_counter()
+        log_path = logs / f"{chapter.name}.log"
+        handler = logging.FileHandler(log_path, mode="w")
+        pm_logger = logging.getLogger("papermill")
+        pm_logger.addHandler(handler)
+        pm_logger.setLevel(logging.INFO)
+        try:
+            papermill.execute_notebook(
+                str(source), str(out), parameters=chapter.parameters, cwd=str(root),
+                log_output=True, progress_bar=False, kernel_name="python3",
+            )
+        except Exception as exc:
+            elapsed = time.perf_counter() - start
+            log(f"{chapter.name:8s} FAILED   {elapsed:7.1f} s  (partial notebook: {out}; log: {log_path})")
+            first = str(exc).strip().splitlines()
+            reason = first[-1] if first else type(exc).__name__
+            raise TausynthError(f"chapter '{chapter.name}' failed: {reason} (see {out})") from None
+        finally:
+            pm_logger.removeHandler(handler)
+            handler.close()
+        elapsed = time.perf_counter() - start
+        atomic_write_text(stamp, key + "\n")
+        log(f"{chapter.name:8s} executed {elapsed:7.1f} s")
+        results.append(ChapterResult(chapter.name, "executed", elapsed, out))
+    return results
+
+
+def stage_sources(root: str | Path = ".") -> Path:
+    """Assemble ``_build/src``: the book's sources with executed notebooks in place of the blank ones."""
+    root = Path(root).resolve()
+    src = root / BUILD / "src"
+    if src.exists():
+        shutil.rmtree(src)
+    shutil.copytree(root / "book", src / "book", ignore=shutil.ignore_patterns("*.ipynb_checkpoints"))
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(root / name, src / name)
+    executed = root / BUILD / "executed"
+    missing = []
+    for nb in sorted((root / "book").glob("*.ipynb")):
+        done = executed / nb.name
+        if done.is_file():
+            shutil.copy2(done, src / "book" / nb.name)
+        else:
+            missing.append(nb.name)
+    if missing:
+        raise TausynthError(
+            f"not executed yet: {', '.join(missing)} — run 'tausynth book run' first"
+        )
+    return src
+
+
+def build_book(root: str | Path = ".", warningiserror: bool = True) -> Path:
+    """Render the executed book with Jupyter Book 1; return the path of ``index.html``."""
+    root = Path(root).resolve()
+    src = stage_sources(root)
+    jb = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(src), "--path-output", str(root)]
+    if warningiserror:
+        cmd += ["--warningiserror", "--keep-going"]
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    log_path = root / BUILD / "logs" / "jupyter-book.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        tail = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "WARNING" in ln or "ERROR" in ln]
+        detail = tail[0] if tail else f"exit status {proc.returncode}"
+        raise TausynthError(f"jupyter-book build failed: {detail} (full log: {log_path})")
+    index = root / BUILD / "html" / "index.html"
+    return index

@@ -1,0 +1,274 @@
+"""Typed run configuration: dataclasses loaded from YAML, unknown keys rejected.
+
+Three profiles ship as package data (``tausynth/profiles/*.yaml``):
+
+``smoke``
+    Tests and CI: a handful of synthetic subjects, a tiny grid, a few steps.
+``demo``
+    ``make book`` on a laptop CPU: a few dozen synthetic subjects at 4 mm, short training.
+``paper``
+    The official hyper-parameters (paper-spec §5), verbatim, for GPUs and real data.
+
+Examples
+--------
+>>> from tausynth.config import load_profile
+>>> cfg = load_profile("paper")
+>>> cfg.training.cosine_t_max
+60
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from tausynth.errors import TausynthError
+
+PROFILES = ("smoke", "demo", "paper")
+NORMALISATIONS = ("standardize", "minmax")
+PERCEPTUAL_MODES = ("none", "2d", "2.5d", "cyclic", "3d")
+PLANES = ("axial", "coronal", "sagittal")
+MODELS = ("unet", "unetr", "swinunetr", "pix2pix", "cyclegan")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and how they are shaped."""
+
+    source: str = "synthetic"  # "synthetic" or "manifest"
+    manifest: str | None = None
+    n_subjects: int = 24
+    seed: int = 0
+    resolution: int = 4
+    shape: tuple[int, int, int] = (40, 48, 40)
+    confound: bool = False
+    augment: bool = True
+    cache: str = "memory"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Network choice and size (MONAI defaults elsewhere)."""
+
+    name: str = "unet"
+    channels: tuple[int, ...] = (64, 128, 256, 512, 1024)
+    strides: tuple[int, ...] = (2, 2, 2, 2)
+    dropout: float = 0.2
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Total loss α·MSE + β·(1 − SSIM) + γ·perceptual and the perceptual options."""
+
+    perceptual: str = "cyclic"
+    plane: str = "axial"  # the fixed plane of the "2d" mode
+    alpha: float = 1.0
+    beta: float = 1.0
+    gamma: float = 0.5
+    ssim_data_range: float = 2.0
+    weights: str = "auto"
+    per_sample_scaling: bool = False
+    imagenet_norm: bool = False
+    skip_empty_slices: bool = False
+    max_slices_per_chunk: int | None = None
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Optimisation, plane schedule (Algorithm 2) and early stopping."""
+
+    max_epochs: int = 1000
+    cycle_duration: int = 120
+    cycle_factor: str = "2/3"
+    lr: float = 5e-4
+    batch_size: int = 12
+    patience: int = 30
+    seed: int = 42
+    grad_accum_steps: int = 1
+    amp: bool = True
+    max_minutes: float | None = None
+
+    @property
+    def cosine_t_max(self) -> int:
+        """``T_max`` of the official ``CosineAnnealingLR``: ``int((T + 0.5) / 2)``."""
+        return int((self.cycle_duration + 0.5) / 2)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A complete, resolved run configuration."""
+
+    profile: str = "paper"
+    normalisation: str = "standardize"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a plain, YAML-serialisable dict (tuples become lists)."""
+        return _plain(dataclasses.asdict(self))
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "profile": PROFILES,
+    "normalisation": NORMALISATIONS,
+    "data.source": ("synthetic", "manifest"),
+    "data.cache": ("none", "memory", "disk"),
+    "model.name": MODELS,
+    "loss.perceptual": PERCEPTUAL_MODES,
+    "loss.plane": PLANES,
+}
+
+T = TypeVar("T")
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; convert lists to tuples."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, where)
+            except TausynthError as exc:
+                errors.append(str(exc))
+        raise TausynthError(errors[0] if errors else f"config field '{where}': invalid value {value!r}")
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise TausynthError(f"config field '{where}': expected a list, got {value!r}")
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], where) for v in value)
+        if len(args) != len(value):
+            raise TausynthError(f"config field '{where}': expected {len(args)} values, got {len(value)}")
+        return tuple(_coerce(v, a, where) for v, a in zip(value, args, strict=True))
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TausynthError(f"config field '{where}': expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TausynthError(f"config field '{where}': expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise TausynthError(f"config field '{where}': expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)  # e.g. a cycle factor written as 0.5
+        if not isinstance(value, str):
+            raise TausynthError(f"config field '{where}': expected a string, got {value!r}")
+        return value
+    raise TausynthError(f"config field '{where}': unsupported type {tp!r}")  # pragma: no cover
+
+
+def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
+    """Build dataclass ``cls`` from ``data``, rejecting unknown keys and wrong types.
+
+    Error messages name the dotted field path, e.g. ``config field 'training.max_epoch' is unknown``.
+    """
+    if not isinstance(data, dict):
+        raise TausynthError(f"config section '{prefix or '<root>'}': expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        where = ", ".join(f"'{prefix}{k}'" for k in unknown)
+        raise TausynthError(f"config field {where} is unknown (known: {', '.join(sorted(names))})")
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        where = f"{prefix}{key}"
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = from_dict(tp, value, prefix=f"{where}.")  # type: ignore[arg-type]
+        else:
+            kwargs[key] = _coerce(value, tp, where)
+            if where in _CHOICES and kwargs[key] not in _CHOICES[where]:
+                allowed = ", ".join(_CHOICES[where])
+                raise TausynthError(f"config field '{where}': unknown value {kwargs[key]!r} (allowed: {allowed})")
+    return cls(**kwargs)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(text: str, source: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise TausynthError(f"{source}: not valid YAML ({exc.__class__.__name__})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise TausynthError(f"{source}: expected a mapping at the top level")
+    return data
+
+
+def profile_dict(name: str) -> dict[str, Any]:
+    """Return the raw mapping of a shipped profile."""
+    if name not in PROFILES:
+        raise TausynthError(f"unknown profile {name!r} (allowed: {', '.join(PROFILES)})")
+    text = resources.files("tausynth.profiles").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+    data = _read_yaml(text, f"profile {name}")
+    data.setdefault("profile", name)
+    return data
+
+
+def load_profile(name: str, overrides: dict[str, Any] | None = None) -> Config:
+    """Load a shipped profile (``smoke``, ``demo`` or ``paper``), optionally with overrides.
+
+    Parameters
+    ----------
+    name : str
+        Profile name.
+    overrides : dict, optional
+        Nested mapping merged over the profile, e.g. ``{"model": {"name": "unetr"}}``.
+    """
+    return from_dict(Config, _merge(profile_dict(name), overrides or {}))
+
+
+def load_config(path: str | Path) -> Config:
+    """Load a run configuration from YAML; a ``profile`` key selects the base profile."""
+    path = Path(path)
+    if not path.is_file():
+        raise TausynthError(f"{path}: config file not found")
+    data = _read_yaml(path.read_text(encoding="utf-8"), str(path))
+    base = profile_dict(data["profile"]) if isinstance(data.get("profile"), str) else {}
+    try:
+        return from_dict(Config, _merge(base, data))
+    except TausynthError as exc:
+        raise TausynthError(f"{path}: {exc}") from None
+
+
+def dump_config(cfg: Config) -> str:
+    """Serialise ``cfg`` to YAML (the resolved form written into each run folder)."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

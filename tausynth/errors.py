@@ -1,0 +1,26 @@
+"""User-facing error type.
+
+Errors caused by user input (bad files, bad manifests, bad config keys) are raised as
+:class:`TausynthError`; the CLI prints their message on one line and exits non-zero, without a
+traceback. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class TausynthError(Exception):
+    """An error caused by user input, reported as one line without a traceback."""
+
+
+class ValidationErrors(TausynthError):
+    """Several independent problems found at once (e.g. in a manifest).
+
+    Parameters
+    ----------
+    problems : list of str
+        One self-contained line per problem, each naming the row, column and file involved.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))

@@ -1,0 +1,124 @@
+"""NIfTI and text I/O: float32 images, affine and header kept, atomic writes, content hashes."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from tausynth.errors import TausynthError
+
+PathLike = str | os.PathLike[str]
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
+
+    The temporary file lives in the destination folder so that the final ``os.replace`` is atomic;
+    on error it is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temp file + rename)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file + rename)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def load_nifti(path: PathLike, dtype: type = np.float32) -> tuple[np.ndarray, np.ndarray, nib.Nifti1Header]:
+    """Load a NIfTI image as an array of ``dtype`` with its affine and header.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.nii`` or ``.nii.gz`` file.
+    dtype : type, default=numpy.float32
+        Data type of the returned array (scaling slopes are applied first).
+
+    Returns
+    -------
+    data : numpy.ndarray
+    affine : numpy.ndarray of shape (4, 4)
+    header : nibabel.Nifti1Header
+
+    Raises
+    ------
+    TausynthError
+        If the file is missing or cannot be read as NIfTI (the message names the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TausynthError(f"{path}: file not found")
+    try:
+        img = nib.load(str(path))
+        data = np.asarray(img.get_fdata(dtype=np.float64) if dtype != np.float32 else img.get_fdata(dtype=np.float32))
+    except Exception as exc:  # nibabel raises many types for corrupt files
+        raise TausynthError(f"{path}: not a readable NIfTI image ({type(exc).__name__}: {exc})") from None
+    return data.astype(dtype, copy=False), np.asarray(img.affine, dtype=np.float64), img.header
+
+
+def save_nifti(
+    path: PathLike,
+    data: np.ndarray,
+    affine: np.ndarray,
+    header: nib.Nifti1Header | None = None,
+    dtype: type = np.float32,
+) -> Path:
+    """Save ``data`` as NIfTI atomically, as ``dtype`` (float32 by default, never quantised).
+
+    When a ``header`` is given (e.g. the MRI's, as the official inference code does) its geometry is
+    kept but its data type and scaling are replaced, so an integer header cannot quantise the output.
+    """
+    path = Path(path)
+    arr = np.asarray(data).astype(dtype, copy=False)
+    hdr = header.copy() if header is not None else None
+    img = nib.Nifti1Image(arr, np.asarray(affine, dtype=np.float64), header=hdr)
+    img.set_data_dtype(dtype)
+    img.header.set_slope_inter(None, None)
+    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else ".nii"
+    with atomic_path(path, suffix=suffix) as tmp:
+        nib.save(img, str(tmp))
+    return path
+
+
+def file_sha256(path: PathLike, chunk: int = 1 << 20) -> str:
+    """Return the hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def array_sha256(arr: np.ndarray) -> str:
+    """Return the hex SHA-256 of an array's dtype, shape and bytes."""
+    h = hashlib.sha256()
+    a = np.ascontiguousarray(arr)
+    h.update(str(a.dtype).encode())
+    h.update(str(a.shape).encode())
+    h.update(a.tobytes())
+    return h.hexdigest()

@@ -1,0 +1,66 @@
+from pathlib import Path
+
+import pytest
+
+from tausynth.config import Config, dump_config, load_config, load_profile
+from tausynth.errors import TausynthError
+
+
+@pytest.mark.parametrize("name", ["smoke", "demo", "paper"])
+def test_profiles_load_and_round_trip(name: str, tmp_path: Path) -> None:
+    cfg = load_profile(name)
+    assert cfg.profile == name
+    path = tmp_path / "run.yaml"
+    path.write_text(dump_config(cfg))
+    assert load_config(path) == cfg
+
+
+def test_paper_profile_is_the_official_hyperparameters() -> None:
+    cfg = load_profile("paper")
+    t, loss, model = cfg.training, cfg.loss, cfg.model
+    assert (t.max_epochs, t.cycle_duration, t.cycle_factor) == (1000, 120, "2/3")
+    assert (t.lr, t.batch_size, t.patience, t.seed) == (5e-4, 12, 30, 42)
+    assert t.cosine_t_max == 60
+    assert (loss.alpha, loss.beta, loss.gamma, loss.ssim_data_range) == (1.0, 1.0, 0.5, 2.0)
+    assert loss.perceptual == "cyclic"
+    assert model.channels == (64, 128, 256, 512, 1024)
+    assert model.strides == (2, 2, 2, 2) and model.dropout == 0.2
+
+
+def test_overrides_merge_into_nested_sections() -> None:
+    cfg = load_profile("smoke", {"model": {"name": "unetr"}, "training": {"seed": 7}})
+    assert cfg.model.name == "unetr"
+    assert cfg.training.seed == 7
+    assert cfg.model.channels == load_profile("smoke").model.channels
+
+
+def test_unknown_key_is_rejected_with_its_dotted_path(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("profile: smoke\ntraining:\n  max_epoch: 3\n")
+    with pytest.raises(TausynthError, match=r"'training\.max_epoch' is unknown"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("profile: smoke\nmodel:\n  name: resnet\n", r"'model\.name': unknown value 'resnet'"),
+        ("profile: smoke\nnormalisation: zscore\n", r"'normalisation': unknown value"),
+        ("profile: smoke\ntraining:\n  max_epochs: many\n", r"'training\.max_epochs': expected an integer"),
+        ("profile: smoke\ndata:\n  shape: [1, 2]\n", r"'data\.shape': expected 3 values"),
+        ("profile: nonsense\n", r"unknown profile 'nonsense'"),
+        ("- a\n- b\n", r"expected a mapping"),
+        ("a: [\n", r"not valid YAML"),
+    ],
+)
+def test_bad_configs_give_one_line_errors(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    with pytest.raises(TausynthError, match=match) as info:
+        load_config(path)
+    assert "\n" not in str(info.value)
+    assert str(path) in str(info.value) or "profile" in str(info.value)
+
+
+def test_defaults_are_the_paper() -> None:
+    assert Config().training.cosine_t_max == 60
