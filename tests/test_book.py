@@ -1,0 +1,93 @@
+"""End to end: the book runner executes the data chapter (smoke profile) and Jupyter Book renders it."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tausynth import book
+from tausynth.cli import main
+from tausynth.errors import TausynthError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def book_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("book")
+    shutil.copytree(REPO / "book", root / "book", ignore=shutil.ignore_patterns("mathjax"))
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(REPO / name, root / name)
+    return root
+
+
+def _images(notebook: Path) -> int:
+    nb = json.loads(notebook.read_text())
+    return sum("image/png" in o.get("data", {}) for c in nb["cells"] for o in c.get("outputs", []))
+
+
+@pytest.mark.slow
+def test_run_then_cache_then_build(book_root: Path) -> None:
+    lines: list[str] = []
+    results = book.run_book("smoke", root=book_root, log=lines.append)
+    assert [r.status for r in results] == ["executed"] * len(results)
+    data_nb = book_root / "_build" / "executed" / "data.ipynb"
+    assert _images(data_nb) >= 4  # staging, montage, ROI placement, coupling
+    assert any(line.startswith("data") and "executed" in line for line in lines)
+
+    again = book.run_book("smoke", root=book_root, log=lines.append)
+    assert [r.status for r in again] == ["cached"] * len(again)
+
+    index = book.build_book(book_root)
+    assert index.is_file()
+    html = (book_root / "_build" / "html" / "book" / "data.html").read_text()
+    assert html.count("<img") >= 4
+    intro = (book_root / "_build" / "html" / "book" / "intro.html").read_text()
+    assert "Cyclic 2.5D Perceptual Loss for Cross-Modal 3D Medical Image" in intro  # the bibliography
+
+
+def test_cache_key_covers_notebook_and_parameters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import papermill
+
+    calls: list[dict] = []
+
+    def fake_execute(src: str, out: str, parameters: dict, **kwargs: object) -> None:
+        calls.append(parameters)
+        shutil.copy2(src, out)
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    shutil.copytree(REPO / "book", tmp_path / "book", ignore=shutil.ignore_patterns("mathjax"))
+    manifest = str(tmp_path / "m.csv")
+    run = lambda **kw: [r.status for r in book.run_book("smoke", root=tmp_path, manifest=manifest,  # noqa: E731
+                                                         log=lambda s: None, **kw)]
+    assert run() == ["executed"]
+    assert run() == ["cached"]
+    assert run(force=True) == ["executed"]
+    nb = tmp_path / "book" / "data.ipynb"
+    nb.write_text(nb.read_text().replace("# Data:", "# Data (edited):"))
+    assert run() == ["executed"]
+    assert [r.status for r in book.run_book("demo", root=tmp_path, manifest=manifest, log=lambda s: None)] == [
+        "executed"
+    ]
+    assert calls[-1]["profile"] == "demo"
+
+
+def test_unknown_chapter_is_a_user_error(book_root: Path) -> None:
+    with pytest.raises(TausynthError, match="unknown chapter 'nope'"):
+        book.run_book("smoke", root=book_root, only="nope", manifest=str(book_root / "none.csv"))
+
+
+def test_build_before_run_names_the_missing_notebooks(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "book", tmp_path / "book", ignore=shutil.ignore_patterns("mathjax"))
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(REPO / name, tmp_path / name)
+    with pytest.raises(TausynthError, match=r"not executed yet: .*data\.ipynb"):
+        book.build_book(tmp_path)
+
+
+def test_cli_reports_unknown_profile_without_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["book", "run", "--profile", "huge"])
+    assert info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
