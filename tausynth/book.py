@@ -206,7 +206,7 @@ def build_book(root: str | Path = ".", warningiserror: bool = True) -> Path:
     root = Path(root).resolve()
     src = stage_sources(root)
     jb = Path(sys.executable).parent / "jupyter-book"
-    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(src), "--path-output", str(root)]
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(src), "--path-output", str(root), "--all"]
     if warningiserror:
         cmd += ["--warningiserror", "--keep-going"]
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
@@ -217,5 +217,8 @@ def build_book(root: str | Path = ".", warningiserror: bool = True) -> Path:
         tail = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "WARNING" in ln or "ERROR" in ln]
         detail = tail[0] if tail else f"exit status {proc.returncode}"
         raise TausynthError(f"jupyter-book build failed: {detail} (full log: {log_path})")
-    index = root / BUILD / "html" / "index.html"
-    return index
+    html = root / BUILD / "html"
+    favicon = html / "_static" / "favicon.png"
+    if favicon.is_file():  # browsers ask for /favicon.ico on the redirecting index page
+        shutil.copy2(favicon, html / "favicon.ico")
+    return html / "index.html"

@@ -1,0 +1,182 @@
+"""Check the rendered book in a real browser (Debian's Chromium driven by Playwright).
+
+The book is served from ``_build/html`` on a loopback HTTP server; every page is opened and checked
+for images that did not load, console errors, uncaught exceptions, failed requests and internal links
+that lead nowhere. A full-page screenshot of each page is saved. No browser is ever downloaded: the
+system Chromium (``/usr/bin/chromium``) is used through Playwright's ``executable_path``.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlparse
+
+from tausynth.errors import TausynthError
+
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+# Flags that keep a headless Chromium from calling home on a machine without network.
+CHROMIUM_ARGS = (
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+)
+SKIP_PAGES = ("genindex.html", "search.html")
+
+
+def find_chromium() -> str | None:
+    """Path of a system Chromium, or None."""
+    for candidate in CHROMIUM_CANDIDATES:
+        if Path(candidate).is_file():
+            return candidate
+    found = shutil.which("chromium")
+    return found
+
+
+@dataclass
+class PageReport:
+    """What the browser saw on one page."""
+
+    page: str
+    images: int = 0
+    broken_images: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+    dead_links: list[str] = field(default_factory=list)
+    screenshot: Path | None = None
+
+    @property
+    def problems(self) -> list[str]:
+        """One line per problem, naming the page."""
+        out = [f"{self.page}: image did not load: {s}" for s in self.broken_images]
+        out += [f"{self.page}: console error: {s}" for s in self.console_errors]
+        out += [f"{self.page}: request failed: {s}" for s in self.failed_requests]
+        out += [f"{self.page}: internal link leads nowhere: {s}" for s in self.dead_links]
+        return out
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a browser closing a connection early is not a problem of the book
+
+
+@contextmanager
+def serve(directory: Path) -> Iterator[str]:
+    """Serve ``directory`` on 127.0.0.1 (a free port) for the duration of the block; yield the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = _QuietServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def book_pages(html_dir: Path) -> list[str]:
+    """Relative paths of the book's pages (index first), excluding Sphinx's generated index/search."""
+    pages = sorted(p.relative_to(html_dir).as_posix() for p in html_dir.rglob("*.html")
+                   if "_static" not in p.parts and "_sources" not in p.parts and p.name not in SKIP_PAGES)
+    pages.sort(key=lambda p: (p != "index.html", p))
+    return pages
+
+
+def _dead_links(html_dir: Path, page: str, hrefs: list[str]) -> list[str]:
+    dead = []
+    for href in hrefs:
+        parsed = urlparse(href)
+        if parsed.scheme or parsed.netloc or href.startswith(("mailto:", "javascript:")) or not parsed.path:
+            continue
+        target = (html_dir / Path(page).parent / unquote(parsed.path)).resolve()
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.exists():
+            dead.append(href)
+    return sorted(set(dead))
+
+
+def check_book(
+    html_dir: str | Path,
+    screenshots: str | Path | None = None,
+    min_images: dict[str, int] | None = None,
+    executable_path: str | None = None,
+) -> list[PageReport]:
+    """Open every page of a rendered book in headless Chromium and check it.
+
+    Parameters
+    ----------
+    html_dir : path
+        The rendered book (``_build/html``).
+    screenshots : path, optional
+        Folder for one full-page PNG per page (default: ``html_dir/../screenshots``).
+    min_images : dict of str to int, optional
+        Regular expression on the page path -> the least number of images it must show (e.g. each
+        training page its figures).
+    executable_path : str, optional
+        Chromium to use (default: the system one).
+
+    Returns
+    -------
+    list of PageReport
+
+    Raises
+    ------
+    TausynthError
+        If there is no system Chromium or no rendered book.
+    """
+    from playwright.sync_api import sync_playwright
+
+    html_dir = Path(html_dir).resolve()
+    if not (html_dir / "index.html").is_file():
+        raise TausynthError(f"{html_dir}: no rendered book (index.html missing) — run 'tausynth book build'")
+    chromium = executable_path or find_chromium()
+    if chromium is None:
+        raise TausynthError("no system Chromium found (install Debian's 'chromium' package)")
+    shots = Path(screenshots) if screenshots else html_dir.parent / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    reports: list[PageReport] = []
+    with serve(html_dir) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=list(CHROMIUM_ARGS))
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            for rel in book_pages(html_dir):
+                report = PageReport(rel)
+                page = context.new_page()
+                page.on("console", lambda m, r=report: r.console_errors.append(m.text) if m.type == "error" else None)
+                page.on("pageerror", lambda e, r=report: r.console_errors.append(str(e)))
+                page.on("requestfailed", lambda q, r=report: r.failed_requests.append(
+                    f"{q.url} ({q.failure})"))
+                page.goto(urljoin(base, rel), wait_until="networkidle")
+                landed = urlparse(page.url).path.lstrip("/")  # index.html redirects to the first chapter
+                if landed and landed != rel:
+                    page.wait_for_load_state("networkidle")
+                    landed = urlparse(page.url).path.lstrip("/")
+                page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=15000)
+                images = page.eval_on_selector_all(
+                    "img", "els => els.map(e => [e.getAttribute('src'), e.naturalWidth])")
+                report.images = len(images)
+                report.broken_images = [src for src, width in images if not width]
+                hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.getAttribute('href'))")
+                report.dead_links = _dead_links(html_dir, landed or rel, hrefs)
+                report.screenshot = shots / (re.sub(r"[^A-Za-z0-9._-]", "_", rel[:-5]) + ".png")
+                page.screenshot(path=str(report.screenshot), full_page=True)
+                for pattern, least in (min_images or {}).items():
+                    if re.search(pattern, rel) and report.images < least:
+                        report.broken_images.append(f"only {report.images} image(s), expected ≥ {least}")
+                page.close()
+                reports.append(report)
+        finally:
+            browser.close()
+    return reports
