@@ -22,7 +22,8 @@ install: $(STAMP) $(MATHJAX)
 $(MATHJAX):
 	@bash tools/fetch_mathjax.sh book/_static/mathjax
 
-test: $(STAMP)
+test: $(STAMP) $(MATHJAX)
+	@bash tools/ensure_chromium.sh
 	$(PY) -m pytest -q
 
 book: $(STAMP) $(MATHJAX)

@@ -177,6 +177,29 @@ def run_book(
     return results
 
 
+def toc_files(toc: Path) -> list[str]:
+    """Every ``file:`` entry of a Jupyter Book ``_toc.yml`` (root first), without suffix."""
+    import yaml
+
+    data = yaml.safe_load(toc.read_text(encoding="utf-8"))
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key in ("root", "file"):
+                if isinstance(node.get(key), str):
+                    found.append(str(Path(node[key]).with_suffix("")))
+            for value in node.values():
+                if isinstance(value, list | dict):
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(data)
+    return found
+
+
 def stage_sources(root: str | Path = ".") -> Path:
     """Assemble ``_build/src``: the book's sources with executed notebooks in place of the blank ones."""
     root = Path(root).resolve()
@@ -188,10 +211,13 @@ def stage_sources(root: str | Path = ".") -> Path:
         shutil.copy2(root / name, src / name)
     executed = root / BUILD / "executed"
     missing = []
-    for nb in sorted((root / "book").glob("*.ipynb")):
+    for rel in toc_files(root / "_toc.yml"):
+        nb = root / f"{rel}.ipynb"
+        if not nb.is_file():
+            continue
         done = executed / nb.name
         if done.is_file():
-            shutil.copy2(done, src / "book" / nb.name)
+            shutil.copy2(done, src / nb.relative_to(root))
         else:
             missing.append(nb.name)
     if missing:

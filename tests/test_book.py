@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def book_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("book")
-    shutil.copytree(REPO / "book", root / "book", ignore=shutil.ignore_patterns("mathjax"))
+    shutil.copytree(REPO / "book", root / "book")  # with book/_static/mathjax when installed
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(REPO / name, root / name)
     return root
@@ -45,6 +45,39 @@ def test_run_then_cache_then_build(book_root: Path) -> None:
     assert html.count("<img") >= 4
     intro = (book_root / "_build" / "html" / "book" / "intro.html").read_text()
     assert "Cyclic 2.5D Perceptual Loss for Cross-Modal 3D Medical Image" in intro  # the bibliography
+
+
+@pytest.mark.slow
+def test_rendered_book_passes_the_browser_check(book_root: Path) -> None:
+    from tausynth.browser import check_book, find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("no system Chromium (tools/ensure_chromium.sh installs it)")
+    html = book_root / "_build" / "html"
+    if not (html / "index.html").is_file():
+        book.run_book("smoke", root=book_root, log=lambda s: None)
+        book.build_book(book_root)
+    reports = check_book(html, book_root / "_build" / "screenshots", min_images={r"book/data\.html": 4})
+    pages = {r.page for r in reports}
+    assert {"index.html", "book/intro.html", "book/data.html"} <= pages
+    assert [p for r in reports for p in r.problems] == []
+    assert all(r.screenshot is not None and r.screenshot.stat().st_size > 10_000 for r in reports)
+
+
+def test_browser_check_reports_broken_images_and_dead_links(tmp_path: Path) -> None:
+    from tausynth.browser import check_book, find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("no system Chromium (tools/ensure_chromium.sh installs it)")
+    (tmp_path / "index.html").write_text(
+        "<html><body><img src='missing.png'><a href='nowhere.html'>x</a>"
+        "<script>console.error('boom')</script></body></html>"
+    )
+    (report,) = check_book(tmp_path, tmp_path / "shots")
+    text = "\n".join(report.problems)
+    assert "image did not load: missing.png" in text
+    assert "internal link leads nowhere: nowhere.html" in text
+    assert "console error: boom" in text
 
 
 def test_cache_key_covers_notebook_and_parameters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
