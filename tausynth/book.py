@@ -54,7 +54,8 @@ def cohort_dir(root: Path, profile: str) -> Path:
 
 def chapters_for(profile: str, root: Path, manifest: str | None = None) -> list[Chapter]:
     """The chapters of the book, in dependency order, with their parameters for ``profile``."""
-    data = str(Path(manifest).resolve()) if manifest else str(cohort_dir(root, profile) / "manifest.csv")
+    # Relative to the root (the chapters run there), so rendered pages show no machine-specific paths.
+    data = str(Path(manifest).resolve()) if manifest else str(cohort_dir(root, profile).relative_to(root) / "manifest.csv")
     common = {"profile": profile, "manifest": data}
     return [Chapter("data", "book/data.ipynb", dict(common))]
 
@@ -71,13 +72,25 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def package_digest() -> str:
+    """Version plus a hash of the package's source files (an editable install changes without a new version)."""
+    pkg = Path(__file__).resolve().parent
+    files = sorted(p for p in pkg.rglob("*") if p.suffix in {".py", ".yaml"} and "__pycache__" not in p.parts)
+    return _digest(__version__, [(p.relative_to(pkg).as_posix(), _file_digest(p)) for p in files])
+
+
+def _manifest_digest(root: Path, manifest: str | None, profile: str) -> str:
+    path = Path(manifest) if manifest else cohort_dir(root, profile) / "manifest.csv"
+    return _file_digest(path) if path.is_file() else "absent"
+
+
 def ensure_cohort(root: Path, profile: str, log: Callable[[str], None] = print) -> Path:
     """Generate the profile's synthetic cohort unless an identical one is already on disk."""
     from tausynth.data.synthetic import write_cohort
 
     cfg = load_profile(profile).data
     out = cohort_dir(root, profile)
-    key = _digest("cohort", __version__, cfg.n_subjects, cfg.seed, cfg.resolution, cfg.confound)
+    key = _digest("cohort", package_digest(), cfg.n_subjects, cfg.seed, cfg.resolution, cfg.confound)
     stamp = out / ".tausynth-cohort-key"
     if stamp.is_file() and stamp.read_text().strip() == key and (out / "manifest.csv").is_file():
         log(f"cohort   cached    {out}")
@@ -136,7 +149,7 @@ def run_book(
     if only is not None and only not in names:
         raise TausynthError(f"unknown chapter {only!r} (chapters: {', '.join(names)})")
     results: list[ChapterResult] = []
-    upstream = _digest(__version__, manifest or "synthetic", profile)
+    upstream = _digest(package_digest(), _manifest_digest(root, manifest, profile), profile)
     for chapter in chapters:
         source = root / chapter.notebook
         out = executed / Path(chapter.notebook).name
