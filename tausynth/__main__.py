@@ -1,1 +1,5 @@
-from tausynth.cli import main; raise SystemExit(main())
+"""``python -m tausynth`` runs the command-line interface."""
+
+from tausynth.cli import main
+
+raise SystemExit(main())

@@ -57,7 +57,12 @@ def chapters_for(profile: str, root: Path, manifest: str | None = None) -> list[
     # Relative to the root (the chapters run there), so rendered pages show no machine-specific paths.
     data = str(Path(manifest).resolve()) if manifest else str(cohort_dir(root, profile).relative_to(root) / "manifest.csv")
     common = {"profile": profile, "manifest": data}
-    return [Chapter("data", "book/data.ipynb", dict(common))]
+    # The SUVR chapter uses ground truth the generator knows; it gets a manifest only for real data.
+    real = {"manifest": data} if manifest else {}
+    return [
+        Chapter("data", "book/data.ipynb", dict(common)),
+        Chapter("suvr", "book/suvr.ipynb", {"profile": profile, **real}),
+    ]
 
 
 def _digest(*parts: Any) -> str:
