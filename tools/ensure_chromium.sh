@@ -2,7 +2,7 @@
 # Make Debian's Chromium available for the browser test of the rendered book (never a downloaded browser).
 # Installs it with apt-get when it is absent and we are root; otherwise says how, and the test is skipped.
 set -uo pipefail
-for c in /usr/bin/chromium /usr/bin/chromium-browser; do
+for c in /usr/bin/chromium /usr/bin/chromium-browser /usr/bin/google-chrome; do
   [ -x "$c" ] && exit 0
 done
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
