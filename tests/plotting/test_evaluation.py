@@ -1,0 +1,76 @@
+"""Evaluation figures: they draw what the statistics say (identity line, bias, counts)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from tausynth.errors import TausynthError  # noqa: E402
+from tausynth.evaluation.agreement import bland_altman  # noqa: E402
+from tausynth.evaluation.staging import confusion_matrix  # noqa: E402
+from tausynth.plotting import evaluation as P  # noqa: E402
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(12):
+        for region in ("metatemporal", "braak1"):
+            real = rng.uniform(1.0, 2.4)
+            rows.append({"subject_id": f"s{i}", "diagnosis": ("CN", "MCI", "AD")[i % 3], "braak": i % 7,
+                         "region": region, "real": real, "synthetic": real + rng.normal(0.05, 0.1)})
+    df = pd.DataFrame(rows)
+    df["difference"] = df["synthetic"] - df["real"]
+    return df
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    plt.close("all")
+
+
+def test_scatter_has_identity_line_per_region(frame):
+    fig = P.plot_roi_scatter(frame, ["metatemporal", "braak1"])
+    axes = [a for a in fig.axes if a.get_visible()]
+    assert [a.get_title() for a in axes] == ["metatemporal", "braak1"]
+    for ax in axes:
+        ident = [ln for ln in ax.get_lines() if ln.get_label() == "identity"]
+        assert len(ident) == 1
+        x, y = ident[0].get_data()
+        np.testing.assert_allclose(x, y)
+    with pytest.raises(TausynthError, match="braak6"):
+        P.plot_roi_scatter(frame, ["braak6"])
+
+
+def test_bland_altman_draws_the_computed_bias_and_limits(frame):
+    fig = P.plot_bland_altman(frame, ["braak1"])
+    ax = fig.axes[0]
+    sub = frame[frame["region"] == "braak1"]
+    ba = bland_altman(sub["real"], sub["synthetic"])
+    ys = sorted({ln.get_ydata()[0] for ln in ax.get_lines()})
+    assert ys == pytest.approx(sorted([ba.loa_low, 0.0, ba.bias, ba.loa_high]))
+
+
+def test_other_figures_render(frame):
+    assert P.plot_residuals_by_group(frame).axes
+    assert len([a for a in P.plot_roi_by_stage(frame).axes if a.get_visible()]) == 2
+    stages = np.array([0, 1, 2, 3, 3, 1])
+    fig = P.plot_confusion(confusion_matrix(stages, np.array([0, 1, 1, 3, 3, 1])), title="staging")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert len(texts) == 16 and texts[2 * 4 + 1] == "1" and texts[3 * 4 + 3] == "2"
+    labels = np.zeros((10, 10, 10), int)
+    labels[2:5, 2:5, 2:5] = 1006
+    labels[6:8, 6:8, 6:8] = 1016
+    fig = P.plot_regions(labels, {"braak1": (1006,), "braak3": (1016,)}, background=np.ones(labels.shape))
+    assert len(fig.axes) == 3
+    vol = np.ones((12, 12, 12))
+    fig = P.plot_subject_slices([{"real": vol, "synthetic": vol * 1.1, "title": "best"}])
+    assert len(fig.axes) == 9 + 2  # 3 images × 3 planes + 2 colour bars
