@@ -67,9 +67,19 @@ def _cmd_book(args: argparse.Namespace) -> int:
 
     if args.book_command == "run":
         book.run_book(args.profile, only=args.only, force=args.force, manifest=args.manifest)
-    else:
+    elif args.book_command == "build":
         index = book.build_book(warningiserror=not args.allow_warnings)
         print(f"book: {index}")
+    else:
+        from tausynth.browser import check_book
+
+        reports = check_book(args.html, args.screenshots)
+        problems = [p for r in reports for p in r.problems]
+        for r in reports:
+            print(f"{r.page:40s} {r.images:3d} image(s)  {len(r.problems)} problem(s)  {r.screenshot}")
+        if problems:
+            raise ValidationErrors(problems)
+        print(f"OK: {len(reports)} page(s) checked in Chromium")
     return 0
 
 
@@ -83,7 +93,126 @@ def _add_book(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--manifest", help="run on this data manifest instead of the synthetic cohort")
     build = bsub.add_parser("build", help="render _build/html with Jupyter Book from the executed chapters")
     build.add_argument("--allow-warnings", action="store_true", help="do not fail on Sphinx warnings")
+    check = bsub.add_parser("check", help="open every rendered page in headless Chromium and check it")
+    check.add_argument("--html", default="_build/html", help="rendered book (default: _build/html)")
+    check.add_argument("--screenshots", default="_build/screenshots", help="folder for page screenshots")
     p.set_defaults(handler=_cmd_book)
+
+
+def _cmd_standardize(args: argparse.Namespace) -> int:
+    from tausynth.suvr import fit_from_manifest
+
+    std = fit_from_manifest(args.manifest, split="train", fallback=args.fallback, reference=args.reference)
+    std.save(args.out)
+    table = std.summary_frame()
+    print(table.to_string(index=False, formatters={"mean": "{:.4f}".format, "std": "{:.4f}".format}))
+    print(f"fitted on split == train; reference {std.reference_}; wrote {args.out}")
+    return 0
+
+
+def _add_standardize(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "standardize", help="fit by-manufacturer SUVR standardization on the training split"
+    )
+    p.add_argument("--manifest", required=True, help="manifest CSV (PET as SUVR maps, brain masks)")
+    p.add_argument("--out", required=True, help="statistics JSON to write")
+    p.add_argument(
+        "--fallback", choices=("error", "pooled"), default="error",
+        help="unseen manufacturers: raise an error (default) or use pooled statistics",
+    )
+    p.add_argument("--reference", default=None, help="reference manufacturer scale (default: most subjects)")
+    p.set_defaults(handler=_cmd_standardize)
+
+
+def _train_config(args: argparse.Namespace) -> object:
+    from tausynth.config import Config, from_dict, load_config, load_profile
+
+    overrides: dict[str, dict[str, object] | object] = {}
+    sections = {
+        ("model", "name"): args.model,
+        ("loss", "perceptual"): args.loss,
+        ("training", "seed"): args.seed,
+        ("training", "max_epochs"): args.max_epochs,
+    }
+    for (section, key), value in sections.items():
+        if value is not None:
+            overrides.setdefault(section, {})[key] = value  # type: ignore[index]
+    if args.normalisation is not None:
+        overrides["normalisation"] = args.normalisation
+    if args.config is None:
+        return load_profile(args.profile or "demo", overrides)
+    cfg = load_config(args.config)
+    if not overrides:
+        return cfg
+    merged = cfg.to_dict()
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            merged[key].update(value)
+        else:
+            merged[key] = value
+    return from_dict(Config, merged)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from tausynth.training import TrainingInterrupted, run_dir_for, train
+
+    if args.config is not None and args.profile is not None:
+        raise TausynthError("give either --config or --profile, not both")
+    cfg = _train_config(args)
+    run_dir = args.run_dir or run_dir_for(cfg, args.runs_root, args.run_name)  # type: ignore[arg-type]
+    try:
+        train(
+            cfg,  # type: ignore[arg-type]
+            run_dir,
+            runs_root=args.runs_root,
+            manifest=args.manifest,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+        )
+    except TrainingInterrupted as exc:
+        print(f"tausynth train: {exc}", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model (or resume a run) with the paper's schedule")
+    p.add_argument("--config", help="run configuration YAML (a 'profile' key selects its base)")
+    p.add_argument("--profile", help="smoke | demo | paper (default: demo, unless --config)")
+    p.add_argument("--model", help="unet | unetr | swinunetr | pix2pix | cyclegan")
+    p.add_argument("--loss", help="perceptual term: none | 2d | 2.5d | cyclic | 3d")
+    p.add_argument("--normalisation", help="PET normalisation: standardize | minmax")
+    p.add_argument("--seed", type=int, help="training seed")
+    p.add_argument("--max-epochs", type=int, help="override training.max_epochs")
+    p.add_argument("--manifest", help="data manifest (default: data.manifest, else the synthetic cohort)")
+    p.add_argument("--runs-root", default="runs", help="parent of <profile>/<run> folders (default: runs)")
+    p.add_argument("--run-name", help="run folder name (default: <model>-<loss>-<normalisation>-s<seed>)")
+    p.add_argument("--run-dir", help="explicit run folder (overrides --runs-root and --run-name)")
+    p.add_argument("--resume", action="store_true", help="continue the run in the run folder exactly")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (one line per epoch)")
+    p.set_defaults(handler=_cmd_train)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from tausynth.training import predict_run
+
+    predict_run(
+        args.run, args.manifest, args.split, out=args.out, checkpoint=args.checkpoint, device=args.device
+    )
+    return 0
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="write a run's synthetic PET (float32 NIfTI, SUVR) for one split")
+    p.add_argument("--run", required=True, help="run folder")
+    p.add_argument("--manifest", help="data manifest (default: the one the run was trained on)")
+    p.add_argument("--split", default="test", help="train | val | test (default: test)")
+    p.add_argument("--out", help="output folder (default: <run>/predictions/<split>)")
+    p.add_argument("--checkpoint", help="checkpoint (default: <run>/checkpoints/final_model.pt)")
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.set_defaults(handler=_cmd_predict)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,7 +229,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_synth, _add_validate, _add_book]
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from tausynth.evaluation.collect import evaluate_cached, evaluation_dir
+
+    # Missing or stale predictions are written first (predict_run), announced in one line.
+    ev, _ = evaluate_cached(args.run, args.manifest, args.split, cut=args.cut, out=args.out,
+                                 figures=not args.no_figures, force=True)
+    for _, row in ev.summary.iterrows():
+        print(f"{row['kind']:12s} n={row['n_subjects']}  SSIM {row['ssim']}  PSNR {row['psnr']} dB  MAE {row['mae']} SUVR")
+    if not ev.agreement.empty:
+        a = ev.agreement[(ev.agreement["group"] == "all") & (ev.agreement["region"] == "metatemporal")]
+        for _, r in a.iterrows():
+            print(f"meta-temporal SUVR: r {r['pearson_r']:.3f}  {r['icc_form']} {r['icc']:.3f}  MAE {r['mae']:.3f}  "
+                  f"bias {r['bias']:+.3f}")
+    if not ev.positivity.empty:
+        k = ev.positivity[ev.positivity["group"] == "all"].iloc[0]
+        print(f"tau positivity (meta-temporal SUVR > {k['cut']:g}): kappa {k['kappa']:.3f}, "
+              f"{k['percent_agreement']:.0f} % agreement")
+    out = args.out or evaluation_dir(args.run, args.split)
+    n_csv = sum(p.suffix == ".csv" for p in ev.files)
+    print(f"wrote {n_csv} tables and {len(ev.files) - n_csv} figures to {out}")
+    return 0
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="score a run's synthetic PET: voxel metrics, Braak-region agreement, figures")
+    p.add_argument("--run", required=True, help="run folder (predictions are made first when missing or stale)")
+    p.add_argument("--manifest", help="data manifest (default: the one the run was trained on)")
+    p.add_argument("--split", default="test", help="train | val | test (default: test)")
+    p.add_argument("--out", help="output folder (default: <run>/evaluation, or <run>/evaluation/<split>)")
+    p.add_argument("--cut", type=float, default=1.27,
+                   help="meta-temporal SUVR tau-positivity cut-point, positive when above (default: 1.27)")
+    p.add_argument("--no-figures", action="store_true", help="write the CSV tables only")
+    p.set_defaults(handler=_cmd_evaluate)
+
+
+_SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_synth, _add_validate, _add_book, _add_standardize, _add_train, _add_predict, _add_evaluate,
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -61,6 +61,22 @@ class ModelConfig:
     channels: tuple[int, ...] = (64, 128, 256, 512, 1024)
     strides: tuple[int, ...] = (2, 2, 2, 2)
     dropout: float = 0.2
+    # UNETR / SwinUNETR (None: MONAI's default feature size, UNETR 16, SwinUNETR 24)
+    feature_size: int | None = None
+    hidden_size: int = 768
+    mlp_dim: int = 3072
+    num_heads: int = 12
+    depths: tuple[int, int, int, int] = (2, 2, 2, 2)
+    swin_num_heads: tuple[int, int, int, int] = (3, 6, 12, 24)
+    use_checkpoint: bool = False
+    # Pix2Pix / CycleGAN (paper-spec §6: the original papers' defaults)
+    gan_mode: str = "lsgan"
+    lambda_l1: float = 100.0
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5
+    d_channels: int = 64
+    d_num_layers: int = 3
+    d_norm: str = "instance"
 
 
 @dataclass(frozen=True)
@@ -89,11 +105,45 @@ class TrainingConfig:
     cycle_factor: str = "2/3"
     lr: float = 5e-4
     batch_size: int = 12
+    # None: one pass over the training split per epoch (the paper); N: only the first N batches of
+    # each epoch's shuffled order (a CPU demo shortcut; metrics.csv records the batches done)
+    batches_per_epoch: int | None = None
+    # None: validate on the whole val split (the paper); N: on its first N scans (a CPU demo shortcut)
+    val_subjects: int | None = None
     patience: int = 30
     seed: int = 42
     grad_accum_steps: int = 1
-    amp: bool = True
-    max_minutes: float | None = None
+    amp: bool = True  # bf16 autocast on CUDA (see amp_dtype); on CPU only with cpu_amp
+    amp_dtype: str = "bfloat16"  # "float16" adds a GradScaler
+    cpu_amp: bool = False
+    gan_beta1: float = 0.5  # Adam beta1 of the GAN optimizers (Pix2Pix / CycleGAN defaults)
+    deterministic: bool = True
+    device: str = "auto"  # "auto" (CUDA when available), "cpu" or "cuda"
+    num_workers: int = 0
+    max_minutes: float | None = None  # stop after the epoch that passes this wall time
+
+    def __post_init__(self) -> None:
+        for name in ("max_epochs", "cycle_duration", "batch_size", "patience", "grad_accum_steps"):
+            value = getattr(self, name)
+            if value < 1:
+                raise TausynthError(f"config field 'training.{name}': must be >= 1, got {value!r}")
+        if self.cosine_t_max < 1:
+            raise TausynthError(
+                f"config field 'training.cycle_duration': must be >= 2 so that the cosine T_max "
+                f"int((T + 0.5) / 2) is at least 1, got {self.cycle_duration!r}"
+            )
+        if self.batches_per_epoch is not None and self.batches_per_epoch < 1:
+            raise TausynthError(
+                f"config field 'training.batches_per_epoch': must be >= 1 or null, got {self.batches_per_epoch!r}"
+            )
+        if self.val_subjects is not None and self.val_subjects < 1:
+            raise TausynthError(f"config field 'training.val_subjects': must be >= 1 or null, got {self.val_subjects!r}")
+        if self.num_workers < 0:
+            raise TausynthError(f"config field 'training.num_workers': must be >= 0, got {self.num_workers!r}")
+        if not self.lr > 0:
+            raise TausynthError(f"config field 'training.lr': must be > 0, got {self.lr!r}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise TausynthError(f"config field 'training.max_minutes': must be > 0, got {self.max_minutes!r}")
 
     @property
     def cosine_t_max(self) -> int:
@@ -125,6 +175,10 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "model.name": MODELS,
     "loss.perceptual": PERCEPTUAL_MODES,
     "loss.plane": PLANES,
+    "model.gan_mode": ("lsgan", "bce"),
+    "model.d_norm": ("instance", "batch"),
+    "training.amp_dtype": ("bfloat16", "float16"),
+    "training.device": ("auto", "cpu", "cuda"),
 }
 
 T = TypeVar("T")

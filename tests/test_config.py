@@ -64,3 +64,36 @@ def test_bad_configs_give_one_line_errors(tmp_path: Path, text: str, match: str)
 
 def test_defaults_are_the_paper() -> None:
     assert Config().training.cosine_t_max == 60
+
+
+def test_model_fields_match_the_model_factory_defaults() -> None:
+    from tausynth.models.factory import DEFAULTS
+
+    model = Config().model
+    for key, value in DEFAULTS.items():
+        assert getattr(model, key) == value, key
+
+
+@pytest.mark.parametrize(
+    ("section", "match"),
+    [
+        ({"cycle_duration": 1}, r"'training\.cycle_duration': must be >= 2 .*T_max"),
+        ({"batch_size": 0}, r"'training\.batch_size': must be >= 1"),
+        ({"batches_per_epoch": 0}, r"'training\.batches_per_epoch'"),
+        ({"val_subjects": 0}, r"'training\.val_subjects'"),
+        ({"max_minutes": -1}, r"'training\.max_minutes': must be > 0"),
+        ({"amp_dtype": "float8"}, r"'training\.amp_dtype': unknown value 'float8'"),
+        ({"device": "tpu"}, r"'training\.device': unknown value 'tpu'"),
+    ],
+)
+def test_training_values_are_checked(section: dict, match: str) -> None:
+    with pytest.raises(TausynthError, match=match):
+        load_profile("smoke", {"training": section})
+
+
+def test_cpu_profiles_take_documented_shortcuts_and_paper_does_not() -> None:
+    paper, demo = load_profile("paper").training, load_profile("demo").training
+    assert paper.batches_per_epoch is None and paper.val_subjects is None and paper.max_minutes is None
+    assert paper.cosine_t_max == 60 and demo.cosine_t_max >= 2  # T_max 1 would zero the LR every other epoch
+    smoke = load_profile("smoke")
+    assert smoke.training.max_epochs == 4 and smoke.model.hidden_size % smoke.model.num_heads == 0

@@ -1,0 +1,208 @@
+"""Figures of the training chapter: the plane schedule followed, loss curves, LR, prediction grids."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
+
+__all__ = [
+    "PLANE_COLOURS",
+    "plot_losses",
+    "plot_prediction_grid",
+    "plot_schedule",
+    "provenance_table",
+    "schedule_table",
+]
+
+PLANE_COLOURS = {"axial": "#4c72b0", "coronal": "#dd8452", "sagittal": "#55a868"}
+_COMPONENTS = ("loss", "mse", "ssim_loss", "perceptual")
+
+
+def schedule_table(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The phases actually followed: one row per run of equal planes in ``metrics.csv``.
+
+    Columns ``plane``, ``first_epoch``, ``last_epoch``, ``epochs``, ``best_val`` (the phase's best
+    validation loss) and ``best_epoch``.
+    """
+    m = metrics.sort_values("epoch").reset_index(drop=True)
+    phase = (m["phase_start"].astype(bool) | (m["plane"] != m["plane"].shift())).cumsum()
+    rows = []
+    for _, g in m.groupby(phase, sort=True):
+        best = g.loc[g["val_loss"].idxmin()] if g["val_loss"].notna().any() else None
+        rows.append(
+            {
+                "plane": g["plane"].iloc[0],
+                "first_epoch": int(g["epoch"].iloc[0]),
+                "last_epoch": int(g["epoch"].iloc[-1]),
+                "epochs": len(g),
+                "best_val": None if best is None else float(best["val_loss"]),
+                "best_epoch": None if best is None else int(best["epoch"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def plot_schedule(metrics: pd.DataFrame, planned: Mapping[str, Sequence[int]] | None = None, max_epochs: int | None = None) -> Figure:
+    """The plane of every epoch actually trained (bars), against the planned switches (ticks).
+
+    Parameters
+    ----------
+    metrics : DataFrame
+        ``metrics.csv`` of a run.
+    planned : mapping, optional
+        ``switch_epochs(...)`` of the configuration, drawn as markers above the bars.
+    max_epochs : int, optional
+        Draw the x axis to here (shows how much of the schedule an early stop left out).
+    """
+    fig, ax = plt.subplots(figsize=(9, 1.9 if planned is None else 2.3))
+    for row in metrics.itertuples():
+        ax.barh(0, 1, left=row.epoch, color=PLANE_COLOURS[row.plane], edgecolor="white", linewidth=0.5)
+        if getattr(row, "improved", False):
+            ax.plot(row.epoch + 0.5, 0, marker="*", color="black", markersize=6)
+    if planned is not None:
+        for plane, starts in planned.items():
+            ax.plot([s + 0.02 for s in starts], [0.6] * len(starts), "v", color=PLANE_COLOURS[plane], markersize=7)
+    end = max_epochs or (int(metrics["epoch"].max()) + 1 if len(metrics) else 1)
+    ax.set_xlim(0, end)
+    ax.set_ylim(-0.6, 0.9)
+    ax.set_yticks([])
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    handles = [Patch(color=c, label=p) for p, c in PLANE_COLOURS.items()]
+    handles.append(plt.Line2D([], [], marker="*", color="black", linestyle="", label="best since switch"))
+    if planned is not None:
+        handles.append(plt.Line2D([], [], marker="v", color="grey", linestyle="", label="planned switch"))
+    ax.legend(handles=handles, ncol=len(handles), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.6), frameon=False)
+    ax.set_title("Perceptual plane per epoch (Algorithm 2), as trained")
+    fig.tight_layout()
+    return fig
+
+
+def plot_losses(metrics: pd.DataFrame) -> Figure:
+    """Train and validation loss components per epoch, and the learning rate.
+
+    One panel per component (total, MSE, 1 − SSIM, perceptual; GAN runs add the generator total
+    and the discriminator loss), plane phases shaded; the last panel is the LR (cosine schedule).
+    """
+    comps = [c for c in _COMPONENTS if f"train_{c}" in metrics or f"val_{c}" in metrics]
+    comps += [c for c in ("g_total", "d_loss") if f"train_{c}" in metrics]
+    n = len(comps) + 1
+    cols = 3
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(11, 2.8 * rows), squeeze=False)
+    x = metrics["epoch"] + 1
+    for ax, comp in zip(axes.flat, comps, strict=False):
+        _shade(ax, metrics)
+        for split, style in (("train", "-"), ("val", "--")):
+            col = f"{split}_{comp}"
+            if col in metrics:
+                ax.plot(x, metrics[col], style, marker="o", markersize=3, label=split, color="black" if split == "train" else "tab:red")
+        ax.set_title({"loss": "total loss", "ssim_loss": "1 − SSIM"}.get(comp, comp))
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=8)
+    lr_ax = axes.flat[len(comps)]
+    _shade(lr_ax, metrics)
+    lr_ax.plot(x, metrics["lr"], marker="o", markersize=3, color="tab:purple")
+    lr_ax.set_title("learning rate (cosine, stepped per epoch)")
+    lr_ax.set_xlabel("epoch")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def _shade(ax: Any, metrics: pd.DataFrame) -> None:
+    for row in metrics.itertuples():
+        ax.axvspan(row.epoch + 0.5, row.epoch + 1.5, color=PLANE_COLOURS[row.plane], alpha=0.12, linewidth=0)
+
+
+def _cuts(volume: np.ndarray) -> list[np.ndarray]:
+    """Sagittal, coronal and axial middle slices of an (X, Y, Z) RAS volume, oriented for display."""
+    x, y, z = (s // 2 for s in volume.shape)
+    return [np.rot90(volume[x, :, :]), np.rot90(volume[:, y, :]), np.rot90(volume[:, :, z])]
+
+
+def plot_prediction_grid(
+    t1: np.ndarray,
+    pet: np.ndarray,
+    pred: np.ndarray,
+    title: str = "",
+    space: str = "SUVR",
+    pet_range: tuple[float, float] | None = None,
+) -> Figure:
+    """MRI, real PET, synthetic PET and their difference in the three planes (rows).
+
+    Parameters
+    ----------
+    t1, pet, pred : ndarray
+        (X, Y, Z) RAS volumes on the same grid.
+    title : str
+    space : str
+        Intensity space of ``pet`` and ``pred`` (for the colour bar labels).
+    pet_range : (float, float), optional
+        Display range of the PETs; default the 1st–99.5th percentile of the real PET.
+    """
+    lo, hi = pet_range or (float(np.percentile(pet, 1)), float(np.percentile(pet, 99.5)))
+    diff = pred - pet
+    dmax = float(np.percentile(np.abs(diff), 99.5)) or 1.0
+    columns = [
+        ("MRI (T1w)", t1, "gray", None),
+        (f"real PET ({space})", pet, "nipy_spectral", (lo, hi)),
+        (f"synthetic PET ({space})", pred, "nipy_spectral", (lo, hi)),
+        ("synthetic − real", diff, "RdBu_r", (-dmax, dmax)),
+    ]
+    fig, axes = plt.subplots(3, 4, figsize=(10, 7.2))
+    for j, (name, vol, cmap, vrange) in enumerate(columns):
+        for i, (plane, cut) in enumerate(zip(("sagittal", "coronal", "axial"), _cuts(vol), strict=True)):
+            ax = axes[i, j]
+            kw = {} if vrange is None else {"vmin": vrange[0], "vmax": vrange[1]}
+            im = ax.imshow(cut, cmap=cmap, **kw)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(name, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(plane)
+        if j > 0:
+            fig.colorbar(im, ax=axes[:, j].tolist(), shrink=0.6, location="bottom", pad=0.03)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def provenance_table(provenance: Mapping[str, Any]) -> pd.DataFrame:
+    """The run's provenance as a two-column table (the main facts first)."""
+    env = provenance.get("environment", {})
+    git = env.get("git") or {}
+    data = provenance.get("data", {})
+    model = provenance.get("model", {})
+    rows = [
+        ("run", provenance.get("run_dir")),
+        ("status / stop reason", f"{provenance.get('status')} / {provenance.get('stop_reason')}"),
+        ("epochs / optimizer steps", f"{provenance.get('epochs_done')} / {provenance.get('steps_done')}"),
+        ("wall time (s)", round(float(provenance.get("wall_seconds", 0.0)), 1)),
+        ("time limit (min)", provenance.get("time_limit_minutes")),
+        ("model", f"{model.get('name')} ({model.get('kind')}, {model.get('parameters')} parameters, divisor {model.get('divisor')})"),
+        ("loss / normalisation", f"{provenance.get('loss')} / {provenance.get('normalisation')}"),
+        ("perceptual weights", provenance.get("perceptual_weights")),
+        ("seed", provenance.get("seed")),
+        ("device / processes", f"{env.get('device')} / {provenance.get('world_size')}"),
+        ("mixed precision", provenance.get("amp") or "off"),
+        ("manifest", data.get("manifest")),
+        ("manifest sha256", (data.get("manifest_sha256") or "")[:16]),
+        ("train / val scans", f"{data.get('n_train')} / {data.get('n_val')}"),
+        ("tausynth / git", f"{env.get('tausynth_version')} / {git.get('commit', 'n/a')[:10]}{' (dirty)' if git.get('dirty') else ''}"),
+        ("torch / MONAI / numpy", f"{env.get('torch')} / {env.get('monai')} / {env.get('numpy')}"),
+        ("TensorBoard", provenance.get("tensorboard")),
+        ("early stopping", (provenance.get("schedule") or {}).get("early_stopping_note")),
+    ]
+    return pd.DataFrame(
+        [(k, "—" if v is None else str(v)) for k, v in rows], columns=["item", "value"]
+    )

@@ -1,0 +1,435 @@
+"""The training loop: :func:`train` runs (or resumes) one run folder to completion.
+
+Per epoch ``e`` (paper-spec §5): the plane is ``plane_at_epoch(e)``; a phase start resets the best
+validation loss; the model trains on the shuffled training split; the validation loss (the same
+total loss at the same plane, no augmentation) decides the best-since-switch checkpoint and early
+stopping (:class:`~tausynth.training.state.PaperSchedule`); the cosine LR steps once; then
+``final_model.pt`` is written (atomically) and ``metrics.csv`` gets one row.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from tausynth.config import Config, dump_config
+from tausynth.data.manifest import load_manifest
+from tausynth.errors import TausynthError
+from tausynth.io import PathLike, file_sha256
+from tausynth.models import build, describe
+from tausynth.training.checkpoint import (
+    capture_rng,
+    load_checkpoint,
+    load_model_state,
+    restore_rng,
+    save_checkpoint,
+)
+from tausynth.training.data import (
+    PetNormaliser,
+    build_datasets,
+    derive_seed,
+    epoch_loader,
+    resolve_manifest,
+    seed_everything,
+)
+from tausynth.training.distributed import (
+    DistContext,
+    all_reduce_sums,
+    broadcast_parameters,
+    init_distributed,
+)
+from tausynth.training.engine import Engine, build_loss
+from tausynth.training.logging import MetricsLog, progress_bar, tensorboard_writer
+from tausynth.training.run import (
+    RunPaths,
+    environment_record,
+    now_iso,
+    prepare_run_dir,
+    read_provenance,
+    run_dir_for,
+    write_provenance,
+)
+from tausynth.training.state import PaperSchedule, TrainingState
+
+__all__ = ["TrainResult", "TrainingInterrupted", "resolve_device", "train"]
+
+BatchHook = Callable[[int, dict[str, Any]], None]
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: a checkpoint was saved; the message says where and how to resume."""
+
+
+@dataclass
+class TrainResult:
+    """What a call to :func:`train` did."""
+
+    run_dir: Path
+    state: TrainingState
+    seconds: float
+    epochs_this_call: int
+    resumed: bool
+    summary: str
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self.state.stopped
+
+    def metrics(self) -> pd.DataFrame:
+        """``metrics.csv`` of the run."""
+        return pd.read_csv(RunPaths(self.run_dir).metrics)
+
+
+def resolve_device(cfg: Config) -> torch.device:
+    """``training.device``: ``"auto"`` is CUDA when available, else CPU."""
+    want = cfg.training.device
+    if want == "cuda" and not torch.cuda.is_available():
+        raise TausynthError("config field 'training.device': 'cuda' requested but CUDA is not available")
+    if want == "cpu" or (want == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    return torch.device("cuda")
+
+
+def _amp_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
+    t = cfg.training
+    on = t.amp if device.type == "cuda" else (t.amp and t.cpu_amp)
+    if not on:
+        return None
+    return torch.bfloat16 if t.amp_dtype == "bfloat16" else torch.float16
+
+
+def _set_determinism(cfg: Config, device: torch.device) -> None:
+    if not cfg.training.deterministic:
+        return
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    # warn_only: a few 3D CUDA backward kernels have no deterministic version
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _mean_terms(sums: dict[str, float], count: float) -> dict[str, float]:
+    return {k: v / count for k, v in sums.items()} if count else {}
+
+
+def _share(ctx: DistContext, value: Any) -> Any:
+    """Rank 0's ``value`` on every rank (an exception raised on rank 0 is re-raised everywhere)."""
+    if not ctx.distributed:
+        if isinstance(value, BaseException):
+            raise value
+        return value
+    import torch.distributed as dist
+
+    box = [value if ctx.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    if isinstance(box[0], BaseException):
+        raise box[0]
+    return box[0]
+
+
+def train(
+    cfg: Config,
+    run_dir: PathLike | None = None,
+    *,
+    runs_root: PathLike = "runs",
+    manifest: PathLike | None = None,
+    root: PathLike = ".",
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    stop_after: int | None = None,
+    on_batch: BatchHook | None = None,
+) -> TrainResult:
+    """Train (or resume) one run.
+
+    Parameters
+    ----------
+    cfg : Config
+        The resolved configuration (``model.name`` picks the model, ``loss.perceptual`` the loss).
+    run_dir : path, optional
+        Default ``<runs_root>/<profile>/<model>-<loss>-<normalisation>-s<seed>``.
+    runs_root : path, default="runs"
+    manifest : path, optional
+        Data manifest; default ``data.manifest``, else the profile's synthetic cohort under ``root``.
+    root : path, default="."
+        Where ``data/<profile>/cohort`` lives (the repository root).
+    resume : bool
+        Continue from ``checkpoints/final_model.pt`` (a finished run returns at once). Its config
+        must be the same, except ``training.max_epochs`` / ``training.max_minutes``.
+    overwrite : bool
+        Replace an existing run folder.
+    progress : bool
+        tqdm bars (epochs and steps with the loss components and the plane); otherwise one log
+        line per epoch.
+    log : callable
+        Receives the per-epoch lines (without ``progress``) and the final one-line summary.
+    stop_after : int, optional
+        Stop after this many epochs in this call, as an interruption at an epoch boundary would
+        (the run stays resumable).
+    on_batch : callable, optional
+        ``on_batch(epoch, batch)`` for every training batch on every rank (for tests/inspection).
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    TausynthError
+        For user errors (a run folder in the way, a corrupt checkpoint, bad data...), one line.
+    TrainingInterrupted
+        On Ctrl-C, after saving ``checkpoints/interrupted.pt`` and the provenance.
+    """
+    started = time.perf_counter()
+    device = resolve_device(cfg)
+    ctx = init_distributed(device.type)
+    if device.type == "cuda" and ctx.distributed:
+        device = torch.device("cuda", ctx.local_rank)
+    _set_determinism(cfg, device)
+    amp_dtype = _amp_dtype(cfg, device)
+    t = cfg.training
+    run_dir = Path(run_dir) if run_dir is not None else run_dir_for(cfg, runs_root)
+    paths = RunPaths(run_dir)
+
+    # Rank 0 decides about the folder and the data; the others follow.
+    checkpoint: dict[str, Any] | None = None
+    try:
+        mode = manifest_path = None
+        if ctx.is_main:
+            mode = prepare_run_dir(run_dir, cfg, resume=resume, overwrite=overwrite)
+            if mode == "resume":  # a wrong or corrupt checkpoint fails before any data work
+                checkpoint = load_checkpoint(paths.final, model_name=cfg.model.name)
+            manifest_path = resolve_manifest(cfg, manifest, root, log=log)
+        shared: Any = (mode, manifest_path)
+    except TausynthError as exc:
+        shared = exc
+    mode, manifest_path = _share(ctx, shared)
+
+    frame = load_manifest(manifest_path)
+    if mode == "resume" and checkpoint is None:
+        checkpoint = load_checkpoint(paths.final, model_name=cfg.model.name)
+    if checkpoint is not None:
+        normaliser = PetNormaliser.from_checkpoint(checkpoint["normalisation"], checkpoint["standardizer"])
+        if normaliser.kind != cfg.normalisation:
+            raise TausynthError(f"{paths.final}: checkpoint normalisation {normaliser.kind!r} != config {cfg.normalisation!r}")
+    else:
+        normaliser = PetNormaliser.fit(cfg.normalisation, frame)
+
+    seed_everything(t.seed)
+    model = build(cfg.model.name, cfg).to(device)
+    loss_fn = build_loss(cfg, amp_dtype).to(device)
+    engine = Engine(model, loss_fn, cfg, device, ctx, amp_dtype)
+    schedule = PaperSchedule(t.max_epochs, t.cycle_duration, t.cycle_factor, t.patience)
+    cache_dir = Path(runs_root) / ".cache" if cfg.data.cache == "disk" else None
+    train_ds, val_ds = build_datasets(cfg, frame, normaliser, model.divisor, cache_dir)
+
+    state = TrainingState()
+    if checkpoint is not None:
+        load_model_state(model, checkpoint["model"], paths.final)
+        engine.load_state_dict(checkpoint)
+        restore_rng(checkpoint["rng"])
+        state = TrainingState.from_dict(checkpoint["state"])
+        if state.stopped in ("max_epochs", "time_limit") and state.epoch < t.max_epochs:
+            state.stopped = None  # extended or re-timed: keep going
+    broadcast_parameters(model, ctx)
+
+    tb, tb_status = tensorboard_writer(paths.tensorboard) if ctx.is_main else (None, "rank > 0")
+    previous = read_provenance(run_dir) if (ctx.is_main and mode == "resume" and paths.provenance.is_file()) else {}
+    provenance: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "run_name": run_dir.name,
+        "profile": cfg.profile,
+        "model": describe(model),
+        "loss": cfg.loss.perceptual,
+        "normalisation": cfg.normalisation,
+        "seed": t.seed,
+        "environment": environment_record(str(device)),
+        "world_size": ctx.world_size,
+        "amp": None if amp_dtype is None else str(amp_dtype).replace("torch.", ""),
+        "perceptual_weights": loss_fn.weights_source,
+        "data": {
+            "manifest": str(manifest_path),
+            "manifest_sha256": file_sha256(manifest_path),
+            "n_train": len(train_ds),
+            "n_val": len(val_ds),
+            "augment": cfg.data.augment,
+        },
+        "standardizer": normaliser.to_dict(),
+        "schedule": schedule.describe(),
+        "time_limit_minutes": t.max_minutes,
+        "tensorboard": tb_status,
+        "started": previous.get("started", now_iso()),
+        "sessions": [*previous.get("sessions", []), {"started": now_iso(), "start_epoch": state.epoch, "mode": mode}],
+        "status": "running",
+        "stop_reason": None,
+        "epochs_done": state.epoch,
+        "steps_done": state.steps,
+    }
+    prior_seconds = float(previous.get("wall_seconds", 0.0))
+
+    def save(target: Path, complete: bool = True, step_in_epoch: int = 0) -> None:
+        save_checkpoint(
+            target,
+            {
+                "model_name": cfg.model.name,
+                "kind": engine.kind,
+                "model": model.state_dict(),
+                **engine.state_dict(),
+                "state": state.to_dict(),
+                "rng": capture_rng(),
+                "normalisation": normaliser.kind,
+                "standardizer": normaliser.to_dict(),
+                "config": dump_config(cfg),
+                "complete": complete,
+                "step_in_epoch": step_in_epoch,
+            },
+        )
+
+    def finish(status: str) -> None:
+        provenance.update(
+            status=status,
+            stop_reason=state.stopped,
+            epochs_done=state.epoch,
+            steps_done=state.steps,
+            best_val_since_switch=None if math.isinf(state.best_val) else state.best_val,
+            wall_seconds=prior_seconds + time.perf_counter() - started,
+            updated=now_iso(),
+        )
+        provenance["sessions"][-1]["ended"] = now_iso()
+        provenance["sessions"][-1]["end_epoch"] = state.epoch
+        write_provenance(run_dir, provenance)
+
+    metrics = MetricsLog(paths.metrics, resume_epoch=state.epoch) if ctx.is_main else None
+    if ctx.is_main:
+        write_provenance(run_dir, provenance)
+    bars = progress and ctx.is_main
+    epochs_this_call = 0
+    step_in_epoch = 0
+    epoch = state.epoch
+    resumed = mode == "resume"
+    if resumed and ctx.is_main:
+        log(f"resuming {run_dir} at epoch {state.epoch}")
+    try:
+        while state.stopped is None and state.epoch < t.max_epochs:
+            epoch = state.epoch
+            plane = schedule.begin_epoch(state, epoch)
+            phase_start = schedule.phase_start(epoch)
+            seed_everything(derive_seed(t.seed, epoch, ctx.rank))
+            epoch_start = time.perf_counter()
+            lr = engine.lr
+            engine.begin_epoch()
+            loader = epoch_loader(train_ds, cfg, ctx, epoch, train=True)
+            sums: dict[str, float] = {}
+            count = 0
+            steps_before = state.steps
+            n_batches = len(loader) if t.batches_per_epoch is None else min(len(loader), t.batches_per_epoch)
+            bar = progress_bar(
+                itertools.islice(loader, n_batches), total=n_batches,
+                desc=f"epoch {epoch + 1}/{t.max_epochs} {plane}", enabled=bars,
+            )
+            for step_in_epoch, batch in enumerate(bar):
+                if on_batch is not None:
+                    on_batch(epoch, batch)
+                terms, stepped = engine.train_step(batch, plane, last=step_in_epoch == n_batches - 1)
+                state.steps += int(stepped)
+                n = int(batch["t1"].shape[0])
+                count += n
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + v * n
+                if bars:
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in terms.items() if k in ("loss", "mse", "ssim_loss", "perceptual", "d_loss")})
+            train_sums, train_n = _reduce(sums, count, ctx, device)
+            train_terms = _mean_terms(train_sums, train_n)
+            # every rank reports the same keys, even one whose validation shard is empty
+            val_sums = dict.fromkeys(("loss", "mse", "ssim_loss", "perceptual"), 0.0)
+            val_count = 0
+            for batch in epoch_loader(val_ds, cfg, ctx, epoch, train=False):
+                n = int(batch["t1"].shape[0])
+                for k, v in engine.val_step(batch, plane).items():
+                    val_sums[k] = val_sums.get(k, 0.0) + v * n
+                val_count += n
+            val_terms = _mean_terms(*_reduce(val_sums, val_count, ctx, device))
+            engine.step_schedulers()
+            decision = schedule.end_epoch(state, epoch, val_terms["loss"])
+            elapsed_call = time.perf_counter() - started
+            if not decision.stop and t.max_minutes is not None and elapsed_call > 60 * t.max_minutes and state.epoch < t.max_epochs:
+                state.stopped = "time_limit"
+            epochs_this_call += 1
+            seconds = time.perf_counter() - epoch_start
+            if ctx.is_main:
+                save(paths.final)
+                if decision.improved:
+                    save(paths.best)
+                row = {
+                    "epoch": epoch,
+                    "plane": plane,
+                    "phase_start": phase_start,
+                    "lr": lr,
+                    "steps": state.steps - steps_before,
+                    "samples": int(train_n),
+                    **{f"train_{k}": v for k, v in train_terms.items()},
+                    **{f"val_{k}": v for k, v in val_terms.items()},
+                    "best_val": state.best_val,
+                    "improved": decision.improved,
+                    "patience_counter": state.patience_counter,
+                    "seconds": seconds,
+                }
+                assert metrics is not None
+                metrics.append(row)
+                if tb is not None:
+                    for k, v in row.items():
+                        if isinstance(v, float):
+                            tb.add_scalar(k, v, epoch)
+                finish("running")
+                if not bars:
+                    log(
+                        f"epoch {epoch + 1:>3d}/{t.max_epochs} {plane:8s} lr {lr:.2e}  "
+                        f"train {train_terms.get('loss', math.nan):.4f}  val {val_terms['loss']:.4f}"
+                        f"{'  *' if decision.improved else ''}  {seconds:.1f} s"
+                    )
+            if stop_after is not None and epochs_this_call >= stop_after and state.stopped is None:
+                break
+    except KeyboardInterrupt:
+        if ctx.is_main:
+            state.stopped = "interrupted"
+            save(paths.interrupted, complete=False, step_in_epoch=step_in_epoch)
+            finish("interrupted")
+        raise TrainingInterrupted(
+            f"interrupted in epoch {epoch + 1}; saved {paths.interrupted}; "
+            f"rerun with --resume to continue from the end of epoch {epoch} ({paths.final})"
+        ) from None
+    finally:
+        if tb is not None:
+            tb.close()
+
+    seconds = time.perf_counter() - started
+    status = "finished" if state.stopped is not None else "paused"
+    best = "n/a" if math.isinf(state.best_val) else f"{state.best_val:.4f} (epoch {state.best_epoch + 1})"
+    summary = (
+        f"{cfg.model.name} {cfg.loss.perceptual} {cfg.normalisation} seed {t.seed}: "
+        f"{state.epoch}/{t.max_epochs} epochs ({epochs_this_call} now, {seconds:.1f} s), "
+        f"{status} ({state.stopped or 'stopped after ' + str(epochs_this_call) + ' epochs, resumable'}); "
+        f"best val since last switch {best}; plane {state.plane} -> {run_dir}"
+    )
+    if ctx.is_main:
+        finish(status)
+        log(summary)
+    return TrainResult(run_dir, state, seconds, epochs_this_call, resumed, summary, provenance)
+
+
+def _reduce(sums: dict[str, float], count: int, ctx: DistContext, device: torch.device) -> tuple[dict[str, float], float]:
+    total = all_reduce_sums({**sums, "__count__": float(count)}, ctx, device)
+    n = total.pop("__count__")
+    return total, n
