@@ -30,11 +30,73 @@ BUILD = "_build"
 
 @dataclass(frozen=True)
 class Chapter:
-    """One executable chapter: a notebook and the papermill parameters it gets."""
+    """One executable chapter: a notebook, the papermill parameters it gets, what it depends on.
+
+    ``output`` is the executed notebook's path relative to ``_build/executed`` (and, for the
+    rendered book, to ``book/``); ``depends`` names the chapters whose results it reads, so a change
+    upstream re-executes it and nothing else does.
+    """
 
     name: str
     notebook: str
     parameters: dict[str, Any] = field(default_factory=dict)
+    depends: tuple[str, ...] = ()
+    output: str = ""
+    title: str = ""
+
+    @property
+    def output_path(self) -> str:
+        """Executed notebook, relative to ``_build/executed``."""
+        return self.output or Path(self.notebook).name
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of a profile's book: a (model, loss, normalisation, seed) variant."""
+
+    model: str
+    loss: str
+    normalisation: str = "standardize"
+    seed: int = 42
+
+    @property
+    def name(self) -> str:
+        """Run folder name, as :func:`tausynth.training.default_run_name` makes it."""
+        return f"{self.model}-{self.loss}-{self.normalisation}-s{self.seed}"
+
+    @property
+    def page(self) -> str:
+        """File stem of the run's page (no dots, so Sphinx sees one suffix)."""
+        return "train-" + self.name.replace(".", "")
+
+    @property
+    def title(self) -> str:
+        """Table-of-contents title."""
+        models = {"unet": "U-Net", "unetr": "UNETR", "swinunetr": "SwinUNETR", "pix2pix": "Pix2Pix",
+                  "cyclegan": "CycleGAN"}
+        losses = {"none": "no perceptual loss", "2d": "2D perceptual", "2.5d": "2.5D perceptual",
+                  "cyclic": "cyclic 2.5D perceptual", "3d": "3D perceptual"}
+        norm = "" if self.normalisation == "standardize" else ", min–max"
+        return f"{models.get(self.model, self.model)}, {losses.get(self.loss, self.loss)}{norm}"
+
+
+#: The training runs of each profile's book (each one executes ``book/train.ipynb`` once).
+BOOK_RUNS: dict[str, tuple[RunSpec, ...]] = {
+    "smoke": (RunSpec("unet", "cyclic"), RunSpec("unet", "none")),
+    "demo": (
+        # E1: the U-Net loss ablation
+        RunSpec("unet", "none"), RunSpec("unet", "2d"), RunSpec("unet", "2.5d"), RunSpec("unet", "3d"),
+        RunSpec("unet", "cyclic"),
+        # the other U-Net-family models with the paper's loss
+        RunSpec("unetr", "cyclic"), RunSpec("swinunetr", "cyclic"),
+        # E2: the GANs with and without the cyclic loss
+        RunSpec("pix2pix", "none"), RunSpec("pix2pix", "cyclic"),
+        RunSpec("cyclegan", "none"), RunSpec("cyclegan", "cyclic"),
+        # E3: by-manufacturer standardization against min-max
+        RunSpec("unet", "cyclic", "minmax"),
+    ),
+}
+BOOK_RUNS["paper"] = BOOK_RUNS["demo"]
 
 
 @dataclass(frozen=True)
@@ -57,12 +119,30 @@ def chapters_for(profile: str, root: Path, manifest: str | None = None) -> list[
     # Relative to the root (the chapters run there), so rendered pages show no machine-specific paths.
     data = str(Path(manifest).resolve()) if manifest else str(cohort_dir(root, profile).relative_to(root) / "manifest.csv")
     common = {"profile": profile, "manifest": data}
-    # The SUVR chapter uses ground truth the generator knows; it gets a manifest only for real data.
+    # Chapters that use the generator's ground truth get a manifest only for real data.
     real = {"manifest": data} if manifest else {}
-    return [
+    chapters = [
         Chapter("data", "book/data.ipynb", dict(common)),
         Chapter("suvr", "book/suvr.ipynb", {"profile": profile, **real}),
     ]
+    if (root / "book" / "loss.ipynb").is_file():
+        chapters.append(Chapter("loss", "book/loss.ipynb", {"profile": profile}))
+    runs = []
+    for spec in BOOK_RUNS[profile]:
+        run_dir = (Path("runs") / profile / spec.name).as_posix()
+        runs.append(run_dir)
+        chapters.append(Chapter(
+            spec.page, "book/train.ipynb",
+            {"profile": profile, "model": spec.model, "loss": spec.loss, "normalisation": spec.normalisation,
+             "seed": spec.seed, "run_dir": run_dir, "restart_if_changed": True, **real},
+            depends=("data",), output=f"runs/{spec.page}.ipynb", title=spec.title,
+        ))
+    run_pages = tuple(spec.page for spec in BOOK_RUNS[profile])
+    for name in ("roi", "results"):
+        if (root / "book" / f"{name}.ipynb").is_file():
+            chapters.append(Chapter(name, f"book/{name}.ipynb", {"profile": profile, "runs": runs, **real},
+                                    depends=("data", *run_pages)))
+    return chapters
 
 
 def _digest(*parts: Any) -> str:
@@ -156,17 +236,19 @@ def run_book(
     if only is not None and only not in names:
         raise TausynthError(f"unknown chapter {only!r} (chapters: {', '.join(names)})")
     results: list[ChapterResult] = []
-    upstream = _digest(package_digest(), _manifest_digest(root, manifest, profile), profile)
+    base = _digest(package_digest(), _manifest_digest(root, manifest, profile), profile)
+    keys: dict[str, str] = {}
     for chapter in chapters:
         source = root / chapter.notebook
-        out = executed / Path(chapter.notebook).name
-        key = _digest(upstream, _file_digest(source), chapter.parameters)
-        upstream = key
+        out = executed / chapter.output_path
+        out.parent.mkdir(parents=True, exist_ok=True)
+        key = _digest(base, _file_digest(source), chapter.parameters, [keys[d] for d in chapter.depends])
+        keys[chapter.name] = key
         stamp = executed / f".{chapter.name}.key"
         if only is not None and chapter.name != only:
             continue
         if not force and stamp.is_file() and stamp.read_text().strip() == key and out.is_file():
-            log(f"{chapter.name:8s} cached")
+            log(f"{chapter.name:36s} cached")
             results.append(ChapterResult(chapter.name, "cached", 0.0, out))
             continue
         stamp.unlink(missing_ok=True)
@@ -183,7 +265,7 @@ def run_book(
             )
         except Exception as exc:
             elapsed = time.perf_counter() - start
-            log(f"{chapter.name:8s} FAILED   {elapsed:7.1f} s  (partial notebook: {out}; log: {log_path})")
+            log(f"{chapter.name:36s} FAILED   {elapsed:7.1f} s  (partial notebook: {out}; log: {log_path})")
             first = str(exc).strip().splitlines()
             reason = first[-1] if first else type(exc).__name__
             raise TausynthError(f"chapter '{chapter.name}' failed: {reason} (see {out})") from None
@@ -192,7 +274,7 @@ def run_book(
             handler.close()
         elapsed = time.perf_counter() - start
         atomic_write_text(stamp, key + "\n")
-        log(f"{chapter.name:8s} executed {elapsed:7.1f} s")
+        log(f"{chapter.name:36s} executed {elapsed:7.1f} s")
         results.append(ChapterResult(chapter.name, "executed", elapsed, out))
         _record_chapter(root, profile, manifest, chapter, "executed", elapsed)
     for result in results:
@@ -220,7 +302,7 @@ def _record_chapter(
     root: Path, profile: str, manifest: str | None, chapter: Chapter, status: str, seconds: float | None
 ) -> None:
     record = read_run_log(root)
-    record.update(profile=profile, data=manifest or f"synthetic cohort ({cohort_dir(root, profile).relative_to(root)})")
+    record.update(profile=profile, manifest=manifest, data=manifest or f"synthetic cohort ({cohort_dir(root, profile).relative_to(root)})")
     previous = record["chapters"].get(chapter.name, {})
     entry = {"notebook": chapter.notebook, "parameters": chapter.parameters, "status": status}
     if seconds is None:  # cached: keep the timing of the execution that produced the output
@@ -344,6 +426,28 @@ def toc_files(toc: Path) -> list[str]:
     return found
 
 
+def _write_toc(template: Path, dest: Path, runs: list[Chapter]) -> None:
+    """Copy ``_toc.yml``, listing one page per training run under ``book/training``."""
+    import yaml
+
+    toc = yaml.safe_load(template.read_text(encoding="utf-8"))
+    sections = [{"file": f"book/{Path(c.output_path).with_suffix('').as_posix()}", "title": c.title} for c in runs]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("file") == "book/training":
+                node["sections"] = sections
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    if sections:
+        walk(toc)
+    dest.write_text(yaml.safe_dump(toc, sort_keys=False), encoding="utf-8")
+
+
 def stage_sources(root: str | Path = ".") -> Path:
     """Assemble ``_build/src``: the book's sources with executed notebooks in place of the blank ones."""
     root = Path(root).resolve()
@@ -354,6 +458,10 @@ def stage_sources(root: str | Path = ".") -> Path:
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(root / name, src / name)
     executed = root / BUILD / "executed"
+    record = read_run_log(root)
+    profile = record.get("profile")
+    runs = [c for c in chapters_for(profile, root, record.get("manifest")) if c.output.startswith("runs/")] \
+        if profile else []
     missing = []
     for rel in toc_files(root / "_toc.yml"):
         nb = root / f"{rel}.ipynb"
@@ -364,10 +472,18 @@ def stage_sources(root: str | Path = ".") -> Path:
             shutil.copy2(done, src / nb.relative_to(root))
         else:
             missing.append(nb.name)
+    for chapter in runs:
+        done = executed / chapter.output_path
+        if done.is_file():
+            (src / "book" / "runs").mkdir(parents=True, exist_ok=True)
+            shutil.copy2(done, src / "book" / chapter.output_path)
+        else:
+            missing.append(chapter.output_path)
     if missing:
         raise TausynthError(
             f"not executed yet: {', '.join(missing)} — run 'tausynth book run' first"
         )
+    _write_toc(root / "_toc.yml", src / "_toc.yml", runs)
     provenance = src / "book" / "provenance.md"
     if provenance.is_file():
         with provenance.open("a", encoding="utf-8") as fh:

@@ -126,6 +126,18 @@ def read_run_config(run_dir: PathLike) -> Config:
         raise TausynthError(f"{path}: unreadable run config ({exc})") from None
 
 
+def needs_restart(run_dir: PathLike, cfg: Config) -> bool:
+    """True when ``run_dir`` holds a run whose config differs from ``cfg`` beyond the resumable fields.
+
+    The book uses this to retrain a page whose profile changed instead of failing on the old folder.
+    """
+    paths = RunPaths(Path(run_dir))
+    if not paths.config.is_file():
+        return False
+    diff = config_differences(read_run_config(paths.root), cfg)
+    return any(d not in RESUMABLE_FIELDS for d in diff)
+
+
 def prepare_run_dir(run_dir: PathLike, cfg: Config, *, resume: bool = False, overwrite: bool = False) -> str:
     """Create or reopen a run folder; return ``"new"`` or ``"resume"``.
 
