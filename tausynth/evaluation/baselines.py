@@ -1,0 +1,241 @@
+"""Trivial baselines a synthesis model has to beat, written like a run's predictions.
+
+Two predictions that use no learning beyond one summary of the **training** split, both in SUVR:
+
+``mean-image``
+    The voxel-wise mean of the training subjects' measured SUVR maps: the same image for every
+    test subject. It scores well on global voxel metrics (it is the cohort's average brain) but
+    carries no between-subject signal, so its regional Pearson r is undefined (constant
+    prediction) whenever all subjects share the grid and label map.
+``t1-linear``
+    The subject's own T1, normalised as the models see it
+    (:func:`tausynth.data.preprocess.normalise_t1`, percentile method by default) and put on the
+    SUVR scale by **one** linear map ``a·T1 + b`` fitted by least squares over the brain-mask
+    voxels of all training subjects. This is the "identity" baseline: an input image that is not
+    PET at all, given the fairest affine intensity mapping. A raw T1 compared with SUVR would
+    only measure its arbitrary units.
+
+:func:`baseline_predictions` writes the NIfTI files and a ``predictions.csv`` in the format of
+``tausynth predict`` (``kind = "suvr"``), so :func:`tausynth.evaluation.run.evaluate_predictions`
+scores them exactly as it scores a model (:func:`tausynth.evaluation.collect.collect_baselines`
+does both).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tausynth.data.manifest import load_manifest, split_frame
+from tausynth.data.preprocess import derive_brain_mask, normalise_t1
+from tausynth.errors import TausynthError
+from tausynth.io import PathLike, atomic_write_text, file_sha256, load_nifti, save_nifti
+
+__all__ = [
+    "BASELINES",
+    "BaselineFit",
+    "baseline_predictions",
+    "baseline_variant",
+    "fit_baselines",
+]
+
+BASELINES: tuple[str, ...] = ("mean-image", "t1-linear")
+"""Names of the implemented baselines."""
+
+
+@dataclass(frozen=True)
+class BaselineFit:
+    """What the baselines learned from the training split.
+
+    Attributes
+    ----------
+    mean_image : numpy.ndarray
+        Voxel-wise mean training SUVR (float64).
+    affine : numpy.ndarray
+        Grid of the mean image (that of every training PET).
+    slope, intercept : float
+        ``SUVR ≈ slope · T1_normalised + intercept`` over training brain-mask voxels.
+    t1_normalisation : str
+    n_train : int
+    """
+
+    mean_image: np.ndarray
+    affine: np.ndarray
+    slope: float
+    intercept: float
+    t1_normalisation: str
+    n_train: int
+
+
+def baseline_variant(name: str) -> dict[str, Any]:
+    """Variant columns of a baseline, as :func:`tausynth.evaluation.run.run_variant` gives for a run."""
+    _check_names([name])
+    return {"run": f"baseline-{name}", "model": name, "perceptual": "n/a", "normalisation": "n/a", "seed": 0}
+
+
+def _check_names(names: Sequence[str]) -> None:
+    bad = [n for n in names if n not in BASELINES]
+    if bad:
+        raise TausynthError(f"unknown baseline(s) {', '.join(map(repr, bad))}; allowed: {', '.join(BASELINES)}")
+
+
+def _mask(row: pd.Series, t1: np.ndarray) -> np.ndarray:
+    path = row.get("mask", "")
+    if isinstance(path, str) and path:
+        return load_nifti(path)[0] > 0.5
+    return derive_brain_mask(t1) > 0
+
+
+def _who(row: pd.Series) -> str:
+    ses = row.get("session", "")
+    return f"{row['subject_id']} ({ses})" if isinstance(ses, str) and ses else str(row["subject_id"])
+
+
+def _t1(row: pd.Series, method: str) -> tuple[np.ndarray, np.ndarray]:
+    t1 = load_nifti(row["t1"])[0]
+    mask = _mask(row, t1)
+    try:
+        return normalise_t1(t1, mask, method).astype(np.float64), mask
+    except TausynthError as exc:
+        raise TausynthError(f"subject {_who(row)}, t1 {row['t1']}: {exc}") from None
+
+
+def fit_baselines(manifest: pd.DataFrame, t1_normalisation: str = "percentile") -> BaselineFit:
+    """Fit both baselines on the ``train`` rows of a loaded manifest.
+
+    Raises
+    ------
+    TausynthError
+        If there are no training scans, or a training PET is not on the grid of the first one
+        (a mean image needs one grid; the message names the subject).
+    """
+    train = split_frame(manifest, "train")
+    if train.empty:
+        raise TausynthError("the manifest has no training scans; baselines are fitted on split == train")
+    total: np.ndarray | None = None
+    affine = None
+    # normal equations of SUVR = a·t + b, accumulated subject by subject (volumes never held together)
+    n = st = stt = sy = sty = 0.0
+    for _, row in train.iterrows():
+        pet, pet_affine, _ = load_nifti(row["pet"], dtype=np.float64)
+        if total is None:
+            total, affine = np.zeros_like(pet), pet_affine
+        elif pet.shape != total.shape or not np.allclose(pet_affine, affine, atol=1e-3):
+            raise TausynthError(
+                f"subject {_who(row)}: PET {row['pet']} (shape {pet.shape}) is not on the grid of the first "
+                f"training PET (shape {total.shape}); the mean-image baseline needs one common grid"
+            )
+        total += pet
+        t, mask = _t1(row, t1_normalisation)
+        if t.shape != pet.shape:
+            raise TausynthError(f"subject {_who(row)}: T1 shape {t.shape} differs from the PET shape {pet.shape}")
+        x, y = t[mask], pet[mask]
+        n += x.size
+        st += x.sum()
+        stt += (x * x).sum()
+        sy += y.sum()
+        sty += (x * y).sum()
+    assert total is not None and affine is not None
+    var = stt - st * st / n
+    slope = (sty - st * sy / n) / var if var > 0 else 0.0
+    intercept = (sy - slope * st) / n
+    return BaselineFit(total / len(train), affine, float(slope), float(intercept), t1_normalisation, len(train))
+
+
+def _stem(row: pd.Series) -> str:
+    ses = row.get("session", "")
+    return f"{row['subject_id']}_ses-{ses}" if isinstance(ses, str) and ses else str(row["subject_id"])
+
+
+def baseline_predictions(
+    manifest: PathLike,
+    split: str = "test",
+    out: PathLike = "baselines",
+    names: Sequence[str] = BASELINES,
+    t1_normalisation: str = "percentile",
+    log: Callable[[str], None] | None = print,
+) -> dict[str, pd.DataFrame]:
+    """Write the baselines' SUVR predictions of every scan of ``split``; cached by content.
+
+    Files go to ``<out>/<name>/<split>/`` with a ``predictions.csv`` like ``tausynth predict``
+    writes (``subject_id``, ``session``, ``split``, ``manufacturer``, ``kind = "suvr"``,
+    ``oracle = False``, ``path``) and a ``baseline.json`` (the manifest's SHA-256, the fit). A
+    folder whose ``baseline.json`` matches the manifest and options is reused as it is.
+
+    Parameters
+    ----------
+    manifest : path
+        Data manifest (PET as SUVR maps).
+    split : str, default="test"
+    out : path
+        Parent folder of the baselines (e.g. ``runs/<profile>/baselines``).
+    names : sequence of str
+        Baselines to write (:data:`BASELINES`).
+    t1_normalisation : {"percentile", "zscore", "none"}
+        T1 normalisation of ``t1-linear`` (the models' default is ``"percentile"``).
+    log : callable, optional
+        Receives one line per baseline.
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        The predictions table of each baseline.
+    """
+    _check_names(names)
+    frame = load_manifest(manifest)
+    rows = split_frame(frame, split)
+    if rows.empty:
+        raise TausynthError(f"{manifest}: no scans in split {split!r}")
+    key = {"manifest": str(Path(manifest).resolve()), "manifest_sha256": file_sha256(manifest), "split": split,
+           "t1_normalisation": t1_normalisation, "format": 1}
+    tables: dict[str, pd.DataFrame] = {}
+    fit: BaselineFit | None = None
+    for name in names:
+        folder = Path(out) / name / split
+        stamp = folder / "baseline.json"
+        table_path = folder / "predictions.csv"
+        if stamp.is_file() and table_path.is_file():
+            try:
+                cached = json.loads(stamp.read_text(encoding="utf-8"))
+            except ValueError:
+                cached = {}
+            if cached.get("key") == key:
+                tables[name] = pd.read_csv(table_path, dtype={"subject_id": str, "session": str},
+                                           keep_default_na=False)
+                if log is not None:
+                    log(f"baseline {name}: reusing {folder}")
+                continue
+        fit = fit or fit_baselines(frame, t1_normalisation)
+        records = []
+        for _, row in rows.iterrows():
+            pet, pet_affine, _ = load_nifti(row["pet"])
+            if name == "mean-image":
+                if pet.shape != fit.mean_image.shape or not np.allclose(pet_affine, fit.affine, atol=1e-3):
+                    raise TausynthError(
+                        f"subject {_who(row)}: PET {row['pet']} is not on the training grid; the mean-image baseline needs one grid"
+                    )
+                volume = fit.mean_image
+            else:
+                t, _ = _t1(row, t1_normalisation)
+                volume = fit.slope * t + fit.intercept
+            path = folder / f"{_stem(row)}_suvr.nii.gz"
+            save_nifti(path, volume.astype(np.float32), pet_affine)
+            records.append({"subject_id": row["subject_id"], "session": row.get("session", ""), "split": split,
+                            "manufacturer": row.get("manufacturer", ""), "kind": "suvr", "oracle": False,
+                            "path": str(path.resolve())})
+        table = pd.DataFrame(records)
+        atomic_write_text(table_path, table.to_csv(index=False))
+        info = {"n_train": fit.n_train}
+        if name == "t1-linear":
+            info |= {"slope": fit.slope, "intercept": fit.intercept}
+        atomic_write_text(stamp, json.dumps({"key": key, "fit": info}, indent=2) + "\n")
+        tables[name] = table
+        if log is not None:
+            log(f"baseline {name}: wrote {len(table)} predictions of split {split!r} to {folder}")
+    return tables

@@ -1,0 +1,402 @@
+"""The results chapter's tables: one per paper comparison (E1–E4), baselines and limitations.
+
+Every function takes the tables of :func:`tausynth.evaluation.collect.collect_runs` and returns a
+:class:`pandas.DataFrame` (or text built from numbers); none of them decides a claim — that is
+:mod:`tausynth.evaluation.claims`. A variant that the profile did not train is shown as
+:data:`NOT_RUN` instead of being dropped, so a reader sees the whole design.
+
+E1
+    U-Net family (U-Net, UNETR, SwinUNETR) × perceptual term (none, 2D, 2.5D, 3D, cyclic 2.5D),
+    by-manufacturer standardization; mean ± SD over test subjects per metric, and paired
+    comparisons of cyclic against every other term per model.
+E2
+    Pix2Pix and CycleGAN with and without the cyclic loss: means, relative change and the
+    paper's stated size (SSIM ≥ 2 %, PSNR ≥ 3 %), paired test.
+E3
+    Standardization against min–max per (model, loss): both in SUVR space (the min–max run
+    through the **oracle** inverse, an upper bound) and the min–max run in its own space.
+E4
+    Regional agreement per run in the AD-relevant regions (Pearson r, ICC, MAE, Bland–Altman),
+    tau-positivity κ at the stated cut-point.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tausynth.errors import TausynthError
+from tausynth.evaluation.claims import AD_REGIONS, ALPHA, GANS, U_NET_FAMILY, compare
+from tausynth.evaluation.collect import Collection, suvr_metrics
+from tausynth.evaluation.tables import format_mean_sd, rank_subjects, seed_spread, summary_table
+from tausynth.io import PathLike, load_nifti
+
+__all__ = [
+    "E1_LOSSES",
+    "NOT_RUN",
+    "baseline_comparison",
+    "best_worst_cases",
+    "e1_tables",
+    "e1_tests",
+    "e2_table",
+    "e3_table",
+    "e4_table",
+    "limitations",
+    "pick_reference_run",
+    "seed_table",
+    "variant_grid",
+]
+
+NOT_RUN = "not run in this profile"
+E1_LOSSES: tuple[str, ...] = ("none", "2d", "2.5d", "3d", "cyclic")
+E2_SIZES: dict[str, float] = {"ssim": 0.02, "psnr": 0.03}
+_TEST_COLUMNS = ("n", "mean_baseline", "mean_variant", "improvement", "relative_improvement", "p_value", "min_p",
+                 "status")
+
+
+def _only(df: pd.DataFrame, **fixed: object) -> pd.DataFrame:
+    for col, value in fixed.items():
+        if col in df:
+            df = df[df[col] == value]
+    return df
+
+
+def variant_grid(
+    metrics: pd.DataFrame,
+    metric: str,
+    rows: tuple[str, Sequence[object]],
+    cols: tuple[str, Sequence[object]],
+    fixed: Mapping[str, object] | None = None,
+    digits: int = 3,
+) -> pd.DataFrame:
+    """A rows × columns grid of ``"mean ± SD"`` of ``metric`` over (seed-averaged) test subjects.
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        Per-subject metric table with the variant columns.
+    metric : str
+    rows, cols : (column, values)
+        Variant column and the values to show, in order; values missing from the table are
+        shown as :data:`NOT_RUN`. Values present but not listed are appended.
+    fixed : mapping, optional
+        Filter applied first (e.g. ``{"normalisation": "standardize"}``).
+    """
+    (rcol, rvals), (ccol, cvals) = rows, cols
+    df = _only(metrics, **dict(fixed or {}))
+    if not df.empty:
+        missing = [c for c in (rcol, ccol, metric, "subject_id") if c not in df]
+        if missing:
+            raise TausynthError(f"metric table has no column(s) {', '.join(missing)}")
+    present = df[[rcol, ccol]].drop_duplicates() if not df.empty else pd.DataFrame(columns=[rcol, ccol])
+    rvals = [*rvals, *sorted(set(present[rcol]) - set(rvals), key=str)]
+    cvals = [*cvals, *sorted(set(present[ccol]) - set(cvals), key=str)]
+    cells = {}
+    if not df.empty:
+        table = summary_table(df, [rcol, ccol], [metric], digits=digits)
+        cells = {(r[rcol], r[ccol]): f"{r[metric]} (n={r['n_subjects']})" for _, r in table.iterrows()}
+    grid = pd.DataFrame([[cells.get((r, c), NOT_RUN) for c in cvals] for r in rvals],
+                        index=pd.Index(rvals, name=rcol), columns=pd.Index(cvals, name=ccol))
+    return grid
+
+
+def e1_tables(
+    metrics: pd.DataFrame, metric_names: Sequence[str] = ("ssim", "psnr"), normalisation: str = "standardize"
+) -> dict[str, pd.DataFrame]:
+    """E1: one grid per metric, U-Net family (rows) × perceptual term (columns), SUVR space."""
+    m = suvr_metrics(metrics)
+    m = m[m["model"].isin(U_NET_FAMILY)] if not m.empty else m
+    return {name: variant_grid(m, name, ("model", U_NET_FAMILY), ("perceptual", E1_LOSSES),
+                               fixed={"normalisation": normalisation}) for name in metric_names}
+
+
+def _tidy(comps: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    if comps.empty:
+        return comps
+    cols = [*keys, "metric", "baseline", "variant", *[c for c in _TEST_COLUMNS if c in comps]]
+    return comps[cols].reset_index(drop=True)
+
+
+def e1_tests(
+    metrics: pd.DataFrame,
+    metric_names: Sequence[str] = ("ssim", "psnr"),
+    normalisation: str = "standardize",
+    alpha: float = ALPHA,
+) -> pd.DataFrame:
+    """E1 paired comparisons: for every U-Net-family model with a cyclic run, cyclic against each other term present.
+
+    Columns: ``model, metric, baseline`` (the other term), ``variant`` (cyclic), ``n`` (shared
+    subjects), means, ``improvement`` (positive = cyclic better), ``relative_improvement``,
+    ``p_value`` (two-sided Wilcoxon), ``min_p`` (the smallest p the exact test can reach with n
+    pairs) and ``status`` (see :func:`tausynth.evaluation.claims.compare`).
+    """
+    m = _only(suvr_metrics(metrics), normalisation=normalisation)
+    if m.empty:
+        return pd.DataFrame()
+    m = m[m["model"].isin(U_NET_FAMILY)]
+    parts = []
+    for model in sorted(set(m.loc[m["perceptual"] == "cyclic", "model"])):
+        sub = m[m["model"] == model]
+        for other in [p for p in E1_LOSSES if p != "cyclic" and p in set(sub["perceptual"])]:
+            parts.append(compare(sub, "perceptual", other, "cyclic", metric_names, by=["model"], alpha=alpha))
+    return _tidy(pd.concat(parts, ignore_index=True), ["model"]) if parts else pd.DataFrame()
+
+
+def e2_table(
+    metrics: pd.DataFrame,
+    models: Sequence[str] = GANS,
+    sizes: Mapping[str, float] | None = None,
+    normalisation: str = "standardize",
+    alpha: float = ALPHA,
+) -> pd.DataFrame:
+    """E2: each GAN without and with the cyclic loss, per metric.
+
+    Columns: ``model, metric, none, cyclic`` (mean ± SD or :data:`NOT_RUN`), ``relative change
+    (%)`` of the means, ``claimed (%)`` (the paper's stated size), ``n`` (shared subjects),
+    ``p_value`` and ``status``.
+    """
+    sizes = dict(sizes or E2_SIZES)
+    m = _only(suvr_metrics(metrics), normalisation=normalisation)
+    rows = []
+    for model in models:
+        sub = m[m["model"] == model] if not m.empty else m
+        for metric, size in sizes.items():
+            row: dict[str, Any] = {"model": model, "metric": metric}
+            for loss in ("none", "cyclic"):
+                v = sub[sub["perceptual"] == loss] if not sub.empty else sub
+                if v.empty:
+                    row[loss] = NOT_RUN
+                else:
+                    s = summary_table(v, [], [metric]).iloc[0]
+                    row[loss] = s[metric]
+            row["claimed (%)"] = 100 * size
+            if NOT_RUN in (row["none"], row["cyclic"]):
+                row.update({"relative change (%)": math.nan, "n": 0, "p_value": math.nan, "status": "missing"})
+            else:
+                c = compare(sub, "perceptual", "none", "cyclic", [metric], min_relative={metric: size},
+                            alpha=alpha).iloc[0]
+                row.update({"relative change (%)": 100 * c["relative_improvement"], "n": int(c["n"]),
+                            "p_value": c["p_value"], "status": c["status"]})
+            rows.append(row)
+    return pd.DataFrame(rows, columns=["model", "metric", "none", "cyclic", "relative change (%)", "claimed (%)",
+                                       "n", "p_value", "status"])
+
+
+def e3_table(
+    metrics: pd.DataFrame,
+    metric_names: Sequence[str] = ("ssim", "psnr"),
+    alpha: float = ALPHA,
+) -> pd.DataFrame:
+    """E3: by-manufacturer standardization against min–max, per (model, loss) and metric.
+
+    Columns: ``model, perceptual, metric``, ``standardize (SUVR)``, ``minmax (SUVR, oracle)``
+    (the min–max prediction put back to SUVR with the *real* PET's min and max: an upper bound
+    no deployed model can reach), ``minmax (own space)`` (its [0, 1] space, data range 1),
+    ``n``, ``p_value`` and ``status`` of the paired test of the two SUVR columns.
+    """
+    if metrics.empty or "normalisation" not in metrics:
+        return pd.DataFrame()
+    pairs = metrics[["model", "perceptual"]].drop_duplicates()
+    rows = []
+    for _, (model, loss) in pairs.sort_values(["model", "perceptual"]).iterrows():
+        sub = metrics[(metrics["model"] == model) & (metrics["perceptual"] == loss)]
+        norms = set(sub["normalisation"])
+        if not norms & {"standardize", "minmax"}:
+            continue
+        for metric in metric_names:
+            row: dict[str, Any] = {"model": model, "perceptual": loss, "metric": metric}
+            for col, norm, kind in (("standardize (SUVR)", "standardize", "suvr"),
+                                    ("minmax (SUVR, oracle)", "minmax", "suvr_oracle"),
+                                    ("minmax (own space)", "minmax", "minmax")):
+                v = sub[(sub["normalisation"] == norm) & (sub["kind"] == kind)]
+                row[col] = summary_table(v, [], [metric]).iloc[0][metric] if not v.empty else NOT_RUN
+            if {"standardize", "minmax"} <= norms:
+                c = compare(suvr_metrics(sub), "normalisation", "minmax", "standardize", [metric], alpha=alpha).iloc[0]
+                row.update({"n": int(c["n"]), "p_value": c["p_value"], "status": c["status"]})
+            else:
+                row.update({"n": 0, "p_value": math.nan, "status": "missing"})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def e4_table(
+    agreement: pd.DataFrame,
+    positivity: pd.DataFrame | None = None,
+    regions: Sequence[str] = AD_REGIONS,
+    group: str = "all",
+    digits: int = 3,
+) -> pd.DataFrame:
+    """E4: regional agreement of each run in the AD-relevant regions, for one diagnosis ``group``.
+
+    Columns: the variant columns, ``region``, ``n``, ``pearson_r``, ``icc`` (form in
+    ``icc_form``), ``mae``, ``bias``, ``limits of agreement`` and, when ``positivity`` is given,
+    ``kappa`` and ``cut`` of the meta-temporal tau-positivity agreement (same for every region of
+    a run).
+    """
+    if agreement.empty:
+        return pd.DataFrame()
+    a = agreement[(agreement["group"] == group) & agreement["region"].isin(regions)].copy()
+    a["region"] = pd.Categorical(a["region"], categories=list(regions), ordered=True)
+
+    def loa(r: pd.Series) -> str:
+        if not (math.isfinite(r["loa_low"]) and math.isfinite(r["loa_high"])):
+            return "n/a (n < 2)"
+        return f"[{r['loa_low']:+.{digits}f}, {r['loa_high']:+.{digits}f}]"
+
+    a["limits of agreement"] = a.apply(loa, axis=1) if not a.empty else []
+    keys = [c for c in ("run", "model", "perceptual", "normalisation", "seed") if c in a]
+    cols = [*keys, "region", "n", "pearson_r", "icc", "icc_form", "mae", "bias", "limits of agreement"]
+    out = a[cols]
+    if positivity is not None and not positivity.empty:
+        k = positivity[positivity["group"] == group][[*keys, "kappa", "cut"]]
+        out = out.merge(k, on=keys, how="left")
+    return out.sort_values([*keys, "region"]).reset_index(drop=True)
+
+
+def seed_table(
+    metrics: pd.DataFrame, by: Sequence[str] = ("model", "perceptual", "normalisation"),
+    metric_names: Sequence[str] = ("ssim", "psnr"),
+) -> pd.DataFrame:
+    """Spread between training seeds (per-seed cohort means) of the variants trained with several seeds; empty otherwise."""
+    m = suvr_metrics(metrics)
+    if m.empty or "seed" not in m:
+        return pd.DataFrame()
+    counts = m.groupby(list(by))["seed"].nunique()
+    several = counts[counts > 1].index
+    if len(several) == 0:
+        return pd.DataFrame()
+    keep = m.set_index(list(by)).index.isin(several)
+    table = seed_spread(m[keep], list(by), list(metric_names))
+    return table[[*by, "n_seeds", *[f"{x}_seeds" for x in metric_names]]]
+
+
+def baseline_comparison(
+    metrics: pd.DataFrame,
+    baselines: pd.DataFrame,
+    metric_names: Sequence[str] = ("ssim", "psnr", "mae"),
+    alpha: float = ALPHA,
+) -> pd.DataFrame:
+    """Each run against each trivial baseline on the subjects they share (SUVR space).
+
+    Columns: ``run``, ``baseline`` (``baseline-mean-image``, ``baseline-t1-linear``), ``metric``,
+    run and baseline means, ``improvement`` (positive = the run is better), ``n``, ``p_value``
+    and ``status`` (``supports`` = significantly better than the baseline).
+    """
+    m, b = suvr_metrics(metrics), suvr_metrics(baselines)
+    if m.empty or b.empty:
+        return pd.DataFrame()
+    rows = []
+    for run in sorted(set(m["run"])):
+        for base in sorted(set(b["run"])):
+            both = pd.concat([m[m["run"] == run], b[b["run"] == base]], ignore_index=True)
+            rows.append(compare(both, "run", base, run, metric_names, alpha=alpha))
+    out = pd.concat(rows, ignore_index=True).rename(
+        columns={"variant": "run", "mean_variant": "run_mean", "mean_baseline": "baseline_mean"})
+    return out[["run", "baseline", "metric", "run_mean", "baseline_mean", "improvement", "n", "p_value", "status"]]
+
+
+def limitations(collection: Collection, alpha: float = ALPHA) -> list[str]:
+    """Sentences, each computed from the collection, on why verdicts may be inconclusive here.
+
+    Covers the number of test subjects and the smallest p-value the exact Wilcoxon test can reach
+    with it, the training length actually done, the perceptual-loss weights used and whether the
+    data are the synthetic phantom.
+    """
+    notes = []
+    m = suvr_metrics(collection.metrics)
+    if m.empty:
+        return ["No run has been evaluated, so there is nothing to compare."]
+    n = m.groupby("run")["subject_id"].nunique()
+    lo, hi = int(n.min()), int(n.max())
+    min_p = 2.0 ** (1 - lo) if lo else 1.0
+    count = f"{lo}" if lo == hi else f"{lo}–{hi}"
+    reach = ("so no paired test can reach significance however large the effect" if min_p >= alpha
+             else "enough for significance only with a consistent effect")
+    notes.append(f"Each run is scored on {count} test subject(s). With {lo} pairs the smallest two-sided p-value "
+                 f"an exact Wilcoxon test can give is {min_p:.3g} (alpha = {alpha:g}), {reach}.")
+    runs = collection.runs
+    if {"epochs_done", "max_epochs"} <= set(runs.columns) and runs["epochs_done"].notna().any():
+        done = runs["epochs_done"].dropna().astype(int)
+        span = f"{done.min()}" if done.min() == done.max() else f"{done.min()}–{done.max()}"
+        planned = runs["max_epochs"].dropna().astype(int)
+        cap = f" of at most {planned.max()}" if len(planned) else ""
+        notes.append(f"Training lasted {span} epoch(s){cap} per run; the paper trains up to 1000 epochs with early "
+                     f"stopping, so short runs compare networks far from convergence.")
+    if "perceptual_weights" in runs and (runs["perceptual_weights"] == "random").any():
+        k = int((runs["perceptual_weights"] == "random").sum())
+        notes.append(f"{k} run(s) used a seeded *random* VGG16 for the perceptual loss because the ImageNet weights "
+                     f"were not available offline: their perceptual term is not the paper's.")
+    roi = collection.roi
+    if not roi.empty and "braak" in roi and roi["braak"].notna().all():
+        notes.append("The data are the synthetic phantom cohort (its true Braak stages are known), not ADNI: "
+                     "the verdicts test this code on this cohort, not the paper's numbers.")
+    return notes
+
+
+def pick_reference_run(runs: pd.DataFrame, requested: str = "") -> str:
+    """Name of the run used for per-subject and per-region figures.
+
+    ``requested`` (a run name or folder) if given, else the U-Net cyclic standardization run with
+    the lowest seed, else the first run.
+    """
+    if runs.empty:
+        raise TausynthError("no runs to choose a reference run from")
+    if requested:
+        name = Path(str(requested)).name
+        if name not in set(runs["run"]):
+            raise TausynthError(f"reference run {requested!r} is not among the runs: {', '.join(runs['run'])}")
+        return name
+    pref = runs[(runs["model"] == "unet") & (runs["perceptual"] == "cyclic") & (runs["normalisation"] == "standardize")]
+    if pref.empty:
+        return str(runs.iloc[0]["run"])
+    return str(pref.sort_values(["seed", "run"]).iloc[0]["run"])
+
+
+def best_worst_cases(
+    run_dir: PathLike,
+    metrics: pd.DataFrame,
+    metric: str = "ssim",
+    k: int = 1,
+    split: str = "test",
+    manifest: PathLike | None = None,
+    higher_is_better: bool = True,
+) -> list[dict[str, Any]]:
+    """The ``k`` best- and ``k`` worst-predicted subjects of a run, as cases for
+    :func:`tausynth.plotting.evaluation.plot_subject_slices` (real, synthetic SUVR, mask, title).
+    """
+    from tausynth.data.manifest import load_manifest
+    from tausynth.evaluation.collect import run_manifest
+
+    run_dir = Path(run_dir)
+    m = suvr_metrics(metrics)
+    m = m[m["run"] == run_dir.name]
+    if m.empty:
+        raise TausynthError(f"run {run_dir.name}: no per-subject SUVR metrics to rank")
+    best, worst = rank_subjects(m, metric, k=k, higher_is_better=higher_is_better)
+    table = pd.read_csv(run_dir / "predictions" / split / "predictions.csv", dtype={"subject_id": str, "session": str},
+                        keep_default_na=False)
+    table = table[table["kind"].isin(("suvr", "suvr_oracle"))]
+    frame = load_manifest(run_manifest(run_dir, manifest))
+
+    def label(sid: str, ses: str) -> str:
+        return f"{sid} ({ses})" if ses else sid
+
+    pred_of = {label(r["subject_id"], r["session"]): r["path"] for _, r in table.iterrows()}
+    rows = {label(str(r["subject_id"]), str(r["session"])): r for _, r in frame.iterrows()}
+    cases = []
+    for tag, subjects in (("best", best), ("worst", worst)):
+        for sid in subjects:
+            if sid not in pred_of or sid not in rows:
+                raise TausynthError(f"run {run_dir.name}: no prediction or manifest row for subject {sid}")
+            row = rows[sid]
+            score = float(m.loc[m["subject_id"] == sid, metric].mean())
+            case: dict[str, Any] = {"real": load_nifti(row["pet"])[0], "synthetic": load_nifti(pred_of[sid])[0],
+                                    "title": f"{tag}: {sid} ({row.get('diagnosis', '')})\n{metric} {format_mean_sd(score, math.nan)}"}
+            if isinstance(row.get("mask", ""), str) and row.get("mask", ""):
+                case["mask"] = load_nifti(row["mask"])[0] > 0.5
+            cases.append(case)
+    return cases

@@ -1,0 +1,96 @@
+"""Trivial baselines: the mean training image and the linearly rescaled T1, against ground truth."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tausynth.data.manifest import load_manifest
+from tausynth.data.preprocess import normalise_t1
+from tausynth.errors import TausynthError
+from tausynth.evaluation import baselines as B
+from tausynth.io import load_nifti, save_nifti
+
+SHAPE = (12, 12, 12)
+SLOPE, INTERCEPT = 1.7, 0.6
+
+
+def _write_manifest(tmp_path, n_train=4, n_test=2, odd_grid: str | None = None, pet_of=None):
+    """Tiny subjects whose PET is exactly SLOPE · normalised T1 + INTERCEPT inside the mask."""
+    rng = np.random.default_rng(0)
+    affine = np.diag([4.0, 4.0, 4.0, 1.0])
+    mask = np.zeros(SHAPE, np.float32)
+    mask[2:10, 2:10, 2:10] = 1
+    rows = []
+    for i in range(n_train + n_test):
+        sid = f"sub-{i:02d}"
+        t1 = rng.uniform(50, 400, SHAPE).astype(np.float32) * mask
+        norm = normalise_t1(t1, mask)
+        pet = (SLOPE * norm + INTERCEPT).astype(np.float32) if pet_of is None else pet_of(i, norm)
+        a = affine.copy()
+        if sid == odd_grid:
+            a[0, 3] = 8.0
+        d = tmp_path / sid
+        save_nifti(d / "t1.nii.gz", t1, a)
+        save_nifti(d / "pet.nii.gz", pet, a)
+        save_nifti(d / "mask.nii.gz", mask, a)
+        rows.append({"subject_id": sid, "t1": f"{sid}/t1.nii.gz", "pet": f"{sid}/pet.nii.gz", "mask": f"{sid}/mask.nii.gz",
+                     "manufacturer": "Siemens", "diagnosis": "CN", "split": "train" if i < n_train else "test"})
+    path = tmp_path / "manifest.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_t1_linear_recovers_an_exact_linear_relation(tmp_path):
+    manifest = _write_manifest(tmp_path)
+    fit = B.fit_baselines(load_manifest(manifest))
+    assert fit.n_train == 4
+    assert fit.slope == pytest.approx(SLOPE, rel=1e-5) and fit.intercept == pytest.approx(INTERCEPT, abs=1e-5)
+    tables = B.baseline_predictions(manifest, "test", tmp_path / "out", names=["t1-linear"], log=None)
+    table = tables["t1-linear"]
+    assert list(table["subject_id"]) == ["sub-04", "sub-05"] and set(table["kind"]) == {"suvr"}
+    for _, row in table.iterrows():
+        pred = load_nifti(row["path"])[0]
+        real = load_nifti(tmp_path / row["subject_id"] / "pet.nii.gz")[0]
+        np.testing.assert_allclose(pred, real, atol=1e-5)
+
+
+def test_mean_image_is_the_voxelwise_training_mean(tmp_path):
+    manifest = _write_manifest(tmp_path, pet_of=lambda i, norm: np.full(SHAPE, float(i + 1), np.float32))
+    tables = B.baseline_predictions(manifest, "test", tmp_path / "out", names=["mean-image"], log=None)
+    for path in tables["mean-image"]["path"]:
+        # training subjects 0..3 have constant PET 1..4: the mean image is 2.5 everywhere
+        np.testing.assert_allclose(load_nifti(path)[0], 2.5, atol=1e-6)
+
+
+def test_cached_until_the_manifest_changes(tmp_path):
+    manifest = _write_manifest(tmp_path)
+    lines: list[str] = []
+    B.baseline_predictions(manifest, "test", tmp_path / "out", log=lines.append)
+    first = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*.nii.gz")}
+    B.baseline_predictions(manifest, "test", tmp_path / "out", log=lines.append)
+    assert sum("reusing" in line for line in lines) == 2
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*.nii.gz")} == first
+    stamp = json.loads((tmp_path / "out" / "t1-linear" / "test" / "baseline.json").read_text())
+    assert stamp["fit"]["slope"] == pytest.approx(SLOPE, rel=1e-5)
+    df = pd.read_csv(manifest)
+    df.loc[0, "diagnosis"] = "AD"  # any content change invalidates
+    df.to_csv(manifest, index=False)
+    lines.clear()
+    B.baseline_predictions(manifest, "test", tmp_path / "out", log=lines.append)
+    assert not any("reusing" in line for line in lines) and len(lines) == 2
+
+
+def test_errors_name_the_problem(tmp_path):
+    manifest = _write_manifest(tmp_path, odd_grid="sub-02")
+    with pytest.raises(TausynthError, match="sub-02.*not on the grid"):
+        B.fit_baselines(load_manifest(manifest))
+    with pytest.raises(TausynthError, match="unknown baseline.*'median'.*mean-image, t1-linear"):
+        B.baseline_predictions(manifest, names=["median"], out=tmp_path / "o", log=None)
+    with pytest.raises(TausynthError, match="no scans in split 'val'"):
+        B.baseline_predictions(manifest, "val", tmp_path / "o", log=None)
+    assert B.baseline_variant("mean-image") == {"run": "baseline-mean-image", "model": "mean-image",
+                                                "perceptual": "n/a", "normalisation": "n/a", "seed": 0}
