@@ -108,7 +108,9 @@ def icc(ratings: np.ndarray | Sequence[Sequence[float]], form: str = "ICC(2,1)")
     """Single-measure intraclass correlation of an (n targets × k raters) table (Shrout & Fleiss 1979).
 
     ``ICC(1,1)`` one-way random; ``ICC(2,1)`` two-way random, absolute agreement; ``ICC(3,1)``
-    two-way mixed, consistency. Returns NaN when undefined (fewer than 2 targets or no variance).
+    two-way mixed, consistency. Returns NaN when undefined (no variance) or unstable: with fewer than
+    3 targets the mean squares have one degree of freedom and the ratio can take any value (the same
+    minimum as :func:`pearson`).
 
     Examples
     --------
@@ -124,7 +126,7 @@ def icc(ratings: np.ndarray | Sequence[Sequence[float]], form: str = "ICC(2,1)")
     if x.ndim != 2 or x.shape[1] < 2:
         raise TausynthError(f"ICC needs an (n targets × k >= 2 raters) table, got shape {x.shape}")
     n, k = x.shape
-    if n < 2:
+    if n < 3:
         return math.nan
     grand = x.mean()
     ss_rows = k * float(((x.mean(axis=1) - grand) ** 2).sum())
