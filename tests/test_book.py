@@ -80,30 +80,51 @@ def test_browser_check_reports_broken_images_and_dead_links(tmp_path: Path) -> N
     assert "console error: boom" in text
 
 
-def test_cache_key_covers_notebook_and_parameters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_key_covers_notebook_parameters_and_dependencies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import papermill
 
-    calls: list[dict] = []
+    executed: list[str] = []
 
     def fake_execute(src: str, out: str, parameters: dict, **kwargs: object) -> None:
-        calls.append(parameters)
+        executed.append(Path(out).stem)
         shutil.copy2(src, out)
 
     monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
     shutil.copytree(REPO / "book", tmp_path / "book", ignore=shutil.ignore_patterns("mathjax"))
     manifest = str(tmp_path / "m.csv")
-    run = lambda **kw: [r.status for r in book.run_book("smoke", root=tmp_path, manifest=manifest,  # noqa: E731
-                                                         log=lambda s: None, **kw)]
-    assert run() == ["executed"]
-    assert run() == ["cached"]
-    assert run(force=True) == ["executed"]
+
+    def run(**kw: object) -> dict[str, str]:
+        executed.clear()
+        results = book.run_book("smoke", root=tmp_path, manifest=manifest, log=lambda s: None, **kw)
+        return {r.name: r.status for r in results}
+
+    first = run()
+    assert set(first.values()) == {"executed"}
+    names = list(first)
+    assert names[:2] == ["data", "suvr"] and names[-2:] == ["roi", "results"]
+    assert set(run().values()) == {"cached"}
+    assert set(run(force=True).values()) == {"executed"}
+
+    # editing one chapter's notebook re-executes it alone (nothing depends on the SUVR chapter)
+    nb = tmp_path / "book" / "suvr.ipynb"
+    nb.write_text(nb.read_text().replace("# SUVR", "# SUVR (edited)", 1))
+    assert [n for n, st in run().items() if st == "executed"] == ["suvr"]
+
+    # changing one training run's parameter re-executes that run and what depends on it
+    cyclic, none = book.BOOK_RUNS["smoke"][:2]
+    monkeypatch.setitem(book.BOOK_RUNS, "smoke", (book.RunSpec(cyclic.model, cyclic.loss, seed=7), none))
+    again = run()
+    assert [n for n, st in again.items() if st == "executed"] == [
+        "train-unet-cyclic-standardize-s7", "roi", "results"]
+    assert again[none.page] == "cached"
+
+    # the data chapter is upstream of every run
     nb = tmp_path / "book" / "data.ipynb"
-    nb.write_text(nb.read_text().replace("# Data:", "# Data (edited):"))
-    assert run() == ["executed"]
-    assert [r.status for r in book.run_book("demo", root=tmp_path, manifest=manifest, log=lambda s: None)] == [
-        "executed"
-    ]
-    assert calls[-1]["profile"] == "demo"
+    nb.write_text(nb.read_text().replace("# Data:", "# Data (edited):", 1))
+    after = run()
+    assert {n for n, st in after.items() if st == "cached"} == {"suvr", "loss"}
 
 
 def test_unknown_chapter_is_a_user_error(book_root: Path) -> None:
