@@ -85,7 +85,7 @@ def pick_stage_examples(subjects: pd.DataFrame, k: int = 6) -> pd.DataFrame:
 
 
 def _scan_key(df: pd.DataFrame) -> pd.Series:
-    session = df["session"].fillna("").astype(str) if "session" in df else ""
+    session = df["session"].astype(object).where(df["session"].notna(), "").astype(str) if "session" in df else ""
     return df["subject_id"].astype(str) + "|" + session
 
 
