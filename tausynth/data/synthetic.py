@@ -127,12 +127,13 @@ def manufacturer_models() -> dict[str, ManufacturerModel]:
 def canonical_manufacturer(name: str) -> str:
     """Return the canonical spelling (``Siemens``, ``GE``, ``Philips``) of a manufacturer name.
 
-    Matching is case-insensitive. Raises :class:`TausynthError` naming the allowed values.
+    Uses the manifest's normalisation table (``SIEMENS``, ``GE MEDICAL SYSTEMS``, ...), so the
+    generator accepts exactly what a manifest accepts. Raises :class:`TausynthError` naming the
+    allowed values.
     """
-    for canon in MANUFACTURERS:
-        if str(name).strip().lower() == canon.lower():
-            return canon
-    raise TausynthError(f"unknown manufacturer {name!r}; allowed: {', '.join(MANUFACTURERS)}")
+    from tausynth.data.manifest import normalise_manufacturer
+
+    return normalise_manufacturer(str(name))
 
 
 # --------------------------------------------------------------------------------------------
