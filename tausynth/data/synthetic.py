@@ -36,6 +36,7 @@ import pandas as pd
 from scipy import ndimage
 
 from tausynth.data import atlas
+from tausynth.data import manifest as manifest_schema
 from tausynth.errors import TausynthError
 from tausynth.io import PathLike, atomic_write_text, save_nifti
 
@@ -63,11 +64,8 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 #: Target split fractions (train, val, test).
 SPLIT_FRACTIONS: tuple[float, float, float] = (0.70, 0.15, 0.15)
 
-#: Column order of ``manifest.csv`` (contract with :mod:`tausynth.data.manifest`).
-MANIFEST_COLUMNS: tuple[str, ...] = (
-    "subject_id", "session", "t1", "pet", "manufacturer", "diagnosis", "split", "amyloid",
-    "labels", "mask", "refmask", "pet_gt", "site", "scanner_model", "age", "sex",
-)
+#: Column order of ``manifest.csv``: the manifest schema's own order.
+MANIFEST_COLUMNS: tuple[str, ...] = manifest_schema.COLUMNS
 #: ROIs reported per subject (``pet_<name>`` / ``gt_<name>`` columns of ``subjects.csv``).
 ROI_TABLE: tuple[str, ...] = (
     "braak1", "braak34", "braak56", "metatemporal", "inferiortemporal", "hippocampus", "putamen", "choroid",
@@ -131,9 +129,7 @@ def canonical_manufacturer(name: str) -> str:
     generator accepts exactly what a manifest accepts. Raises :class:`TausynthError` naming the
     allowed values.
     """
-    from tausynth.data.manifest import normalise_manufacturer
-
-    return normalise_manufacturer(str(name))
+    return manifest_schema.normalise_manufacturer(str(name))
 
 
 # --------------------------------------------------------------------------------------------
