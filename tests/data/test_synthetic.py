@@ -112,7 +112,7 @@ def test_sample_cohort_rejects_bad_arguments(kwargs, match):
 
 
 def test_subject_params_validation():
-    with pytest.raises(TausynthError, match="unknown manufacturer 'Canon'; allowed: Siemens, GE, Philips"):
+    with pytest.raises(TausynthError, match="unknown manufacturer 'Canon'; known: Siemens, GE, Philips"):
         syn.simulate_subject(_params(manufacturer="Canon"), 0, 0)
     with pytest.raises(TausynthError, match="diagnosis='FTD'"):
         syn.SubjectParams.from_any({**dataclasses.asdict(_params()), "diagnosis": "FTD"})
