@@ -70,18 +70,6 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "diagnosis",
     "split",
 )
-OPTIONAL_COLUMNS: tuple[str, ...] = (
-    "session",
-    "amyloid",
-    "labels",
-    "mask",
-    "refmask",
-    "pet_gt",
-    "site",
-    "scanner_model",
-    "age",
-    "sex",
-)
 #: Canonical column order (the order ``tausynth synth`` writes).
 COLUMNS: tuple[str, ...] = (
     "subject_id",
@@ -101,6 +89,7 @@ COLUMNS: tuple[str, ...] = (
     "age",
     "sex",
 )
+OPTIONAL_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if c not in REQUIRED_COLUMNS)
 #: Columns holding NIfTI paths; every image must lie on the T1 grid.
 IMAGE_COLUMNS: tuple[str, ...] = ("t1", "pet", "labels", "mask", "refmask", "pet_gt")
 _BINARY_COLUMNS = ("mask", "refmask")

@@ -123,3 +123,13 @@ def resolve_weights(
         "(the perceptual loss then measures random-feature distances, not pretrained ones)",
     )
     return "random"
+
+
+def run_features(features: nn.Module, x: torch.Tensor, autocast_dtype: torch.dtype | None) -> torch.Tensor:
+    """Apply a frozen extractor under ``autocast_dtype``; ``None`` means exact float32 even inside a
+    caller's autocast region."""
+    if autocast_dtype is None:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return features(x)
+    with torch.autocast(device_type=x.device.type, dtype=autocast_dtype):
+        return features(x)

@@ -29,6 +29,7 @@ from tausynth.losses._weights import (
     load_into,
     read_state_dict,
     resolve_weights,
+    run_features,
 )
 
 MEDICALNET_RESNET10_FILE = "resnet_10_23dataset.pth"
@@ -160,12 +161,7 @@ class MedicalNetPerceptualLoss(nn.Module):
         return self
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
-        # None means exact float32 even inside a caller's autocast region
-        if self.autocast_dtype is None:
-            with torch.autocast(device_type=x.device.type, enabled=False):
-                return self.features(x)
-        with torch.autocast(device_type=x.device.type, dtype=self.autocast_dtype):
-            return self.features(x)
+        return run_features(self.features, x, self.autocast_dtype)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Return the 3D perceptual loss of ``(B, 1, X, Y, Z)`` volumes (a scalar tensor)."""

@@ -31,6 +31,7 @@ from tausynth.losses._weights import (
     load_into,
     read_state_dict,
     resolve_weights,
+    run_features,
 )
 from tausynth.losses.schedule import PLANES
 
@@ -267,12 +268,7 @@ class SlicePerceptualLoss(nn.Module):
         return x
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
-        # None means exact float32 even inside a caller's autocast region
-        if self.autocast_dtype is None:
-            with torch.autocast(device_type=x.device.type, enabled=False):
-                return self.features(x)
-        with torch.autocast(device_type=x.device.type, dtype=self.autocast_dtype):
-            return self.features(x)
+        return run_features(self.features, x, self.autocast_dtype)
 
     def _chunk_size(self, slices: torch.Tensor) -> int:
         """Slices per chunk for ``slices`` of shape (S, B, 1, H, W)."""
