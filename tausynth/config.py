@@ -5,7 +5,7 @@ Three profiles ship as package data (``tausynth/profiles/*.yaml``):
 ``smoke``
     Tests and CI: a handful of synthetic subjects, a tiny grid, a few steps.
 ``demo``
-    ``make book`` on a laptop CPU: a few dozen synthetic subjects at 4 mm, short training.
+    ``make book`` on a laptop CPU: 96 synthetic subjects at 4 mm, small networks, 16 short epochs.
 ``paper``
     The official hyper-parameters (paper-spec §5), verbatim, for GPUs and real data.
 
@@ -94,6 +94,7 @@ class LossConfig:
     imagenet_norm: bool = False
     skip_empty_slices: bool = False
     max_slices_per_chunk: int | None = None
+    slices_per_step: int | None = None  # None: every slice (the paper); k: k random slices per step
 
 
 @dataclass(frozen=True)
@@ -265,13 +266,26 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     return cls(**kwargs)
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def merge_overrides(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``override`` into a copy of ``base`` (nested sections merge, other values replace)."""
     out = dict(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = merge_overrides(out[key], value)
         else:
             out[key] = value
+    return out
+
+
+def dotted_overrides(items: Any) -> dict[str, Any]:
+    """Nested overrides from ``(dotted_key, value)`` pairs, e.g. ``("training.amp", False)``."""
+    out: dict[str, Any] = {}
+    for key, value in items:
+        *sections, last = str(key).split(".")
+        node = out
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[last] = value
     return out
 
 
@@ -307,7 +321,7 @@ def load_profile(name: str, overrides: dict[str, Any] | None = None) -> Config:
     overrides : dict, optional
         Nested mapping merged over the profile, e.g. ``{"model": {"name": "unetr"}}``.
     """
-    return from_dict(Config, _merge(profile_dict(name), overrides or {}))
+    return from_dict(Config, merge_overrides(profile_dict(name), overrides or {}))
 
 
 def load_config(path: str | Path) -> Config:
@@ -318,7 +332,7 @@ def load_config(path: str | Path) -> Config:
     data = _read_yaml(path.read_text(encoding="utf-8"), str(path))
     base = profile_dict(data["profile"]) if isinstance(data.get("profile"), str) else {}
     try:
-        return from_dict(Config, _merge(base, data))
+        return from_dict(Config, merge_overrides(base, data))
     except TausynthError as exc:
         raise TausynthError(f"{path}: {exc}") from None
 

@@ -43,6 +43,7 @@ def build_loss(cfg: Config, autocast_dtype: torch.dtype | None = None) -> Combin
             "per_sample_scaling": lc.per_sample_scaling,
             "imagenet_norm": lc.imagenet_norm,
             "skip_empty_slices": lc.skip_empty_slices,
+            "slices_per_step": lc.slices_per_step,
             "autocast_dtype": autocast_dtype,
         }
         if lc.max_slices_per_chunk is not None:

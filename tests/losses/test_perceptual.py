@@ -421,3 +421,49 @@ def test_none_autocast_is_exact_inside_a_callers_autocast_region():
     with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
         inside = loss(pred, target, "axial")
     assert float(inside) == float(exact)
+
+
+@pytest.mark.parametrize("plane", PLANES)
+def test_slices_per_step_is_the_mean_over_the_drawn_slices(plane):
+    feats = small_vgg_like()
+    pred, target = volumes()
+    axis = PLANE_AXES[plane]
+    n = pred.shape[axis]
+    sub = SlicePerceptualLoss(feats, slices_per_step=3)
+    torch.manual_seed(5)
+    value = sub(pred, target, plane)
+    torch.manual_seed(5)
+    drawn = torch.randperm(n)[:3].sort().values
+    # per-slice min–max scaling makes each slice's term independent of the others
+    expected = loop_loss(feats, pred.index_select(axis, drawn), target.index_select(axis, drawn), plane)
+    assert float(value) == pytest.approx(float(expected), rel=1e-5)
+    # as many or more slices than the plane has: the paper's loss, exactly
+    full = SlicePerceptualLoss(feats)(pred, target, plane)
+    assert float(SlicePerceptualLoss(feats, slices_per_step=n)(pred, target, plane)) == pytest.approx(float(full), rel=1e-6)
+
+
+def test_slices_per_step_is_unbiased_over_all_subsets():
+    from itertools import combinations
+
+    feats = small_vgg_like()
+    pred, target = volumes()
+    plane, k = "axial", 2
+    axis = PLANE_AXES[plane]
+    n = pred.shape[axis]
+    subsets = [torch.tensor(c) for c in combinations(range(n), k)]
+    mean_of_estimates = sum(
+        float(loop_loss(feats, pred.index_select(axis, c), target.index_select(axis, c), plane)) for c in subsets
+    ) / len(subsets)
+    full = float(SlicePerceptualLoss(feats)(pred, target, plane))
+    assert mean_of_estimates == pytest.approx(full, rel=1e-5)
+    # and the draw is random: two calls without reseeding use different slices
+    sub = SlicePerceptualLoss(feats, slices_per_step=k)
+    torch.manual_seed(0)
+    values = {round(float(sub(pred, target, plane)), 8) for _ in range(6)}
+    assert len(values) > 1
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "3"])
+def test_slices_per_step_rejects_bad_values(bad):
+    with pytest.raises(TausynthError, match="slices_per_step"):
+        SlicePerceptualLoss(small_vgg_like(), slices_per_step=bad)
