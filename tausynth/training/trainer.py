@@ -352,6 +352,14 @@ def train(
                     bar.set_postfix({k: f"{v:.4g}" for k, v in terms.items() if k in ("loss", "mse", "ssim_loss", "perceptual", "d_loss")})
             train_sums, train_n = _reduce(sums, count, ctx, device)
             train_terms = _mean_terms(train_sums, train_n)
+            if not math.isfinite(train_terms.get("loss", 0.0)):
+                if ctx.is_main:
+                    finish("failed")
+                amp_hint = "; it ran under bf16/fp16 autocast: try training.amp: false" if engine.amp_dtype is not None else ""
+                raise TausynthError(
+                    f"{run_dir}: training loss is not finite in epoch {epoch + 1} (kept the checkpoint of "
+                    f"epoch {epoch}, {paths.final.name}){amp_hint}"
+                )
             # every rank reports the same keys, even one whose validation shard is empty
             val_sums = dict.fromkeys(("loss", "mse", "ssim_loss", "perceptual"), 0.0)
             val_count = 0

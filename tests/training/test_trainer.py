@@ -185,3 +185,18 @@ def test_minmax_run_writes_minmax_and_flagged_oracle(tmp_path: Path, cohort_mani
     pet = nib.load(oracle["pet"]).get_fdata()
     lo, hi = pet.min(), pet.max()
     assert np.allclose(suvr, mm * (hi - lo) + lo, atol=1e-4)
+
+
+def test_non_finite_training_loss_stops_with_a_one_line_error(tmp_path: Path, cohort_manifest: Path) -> None:
+    def poison(epoch: int, batch: dict) -> None:
+        if epoch == 1:
+            batch["t1"].fill_(float("nan"))
+
+    run_dir = tmp_path / "nan"
+    with pytest.raises(TausynthError, match=r"training loss is not finite in epoch 2 \(kept the checkpoint of epoch 1") as info:
+        train(config(), run_dir, manifest=cohort_manifest, progress=False, log=lambda s: None, on_batch=poison)
+    assert "\n" not in str(info.value)
+    # the last good epoch is kept and the run is marked failed, not finished
+    assert read_provenance(run_dir)["status"] == "failed"
+    assert (run_dir / "checkpoints" / "final_model.pt").is_file()
+    assert len(pd.read_csv(run_dir / "metrics.csv")) == 1
