@@ -393,6 +393,7 @@ def collect_runs(
         schedule = prov.get("schedule", {}) if isinstance(prov.get("schedule"), dict) else {}
         runs.append({**variant, "path": str(path), "status": prov.get("status", "unknown"),
                      "epochs_done": prov.get("epochs_done"), "max_epochs": schedule.get("max_epochs"),
+                     "steps_done": prov.get("steps_done"), "stop_reason": prov.get("stop_reason"),
                      "perceptual_weights": prov.get("perceptual_weights"),
                      "n_subjects": int(ev.per_subject["subject_id"].nunique()), **source})
     return Collection(**{k: _concat(v) for k, v in parts.items()}, runs=pd.DataFrame(runs))

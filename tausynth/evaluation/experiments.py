@@ -299,12 +299,13 @@ def baseline_comparison(
     return out[["run", "baseline", "metric", "run_mean", "baseline_mean", "improvement", "n", "p_value", "status"]]
 
 
-def limitations(collection: Collection, alpha: float = ALPHA) -> list[str]:
+def limitations(collection: Collection, alpha: float = ALPHA, baselines: pd.DataFrame | None = None) -> list[str]:
     """Sentences, each computed from the collection, on why verdicts may be inconclusive here.
 
     Covers the number of test subjects and the smallest p-value the exact Wilcoxon test can reach
-    with it, the training length actually done, the perceptual-loss weights used and whether the
-    data are the synthetic phantom.
+    with it, the training length actually done (and which runs stopped at a time bound), the
+    perceptual-loss weights used, whether the data are the synthetic phantom and, given the
+    trivial baselines' per-subject ``baselines`` metrics, which runs do not beat them on mean SSIM.
     """
     notes = []
     m = suvr_metrics(collection.metrics)
@@ -326,6 +327,23 @@ def limitations(collection: Collection, alpha: float = ALPHA) -> list[str]:
         cap = f" of at most {planned.max()}" if len(planned) else ""
         notes.append(f"Training lasted {span} epoch(s){cap} per run; the paper trains up to 1000 epochs with early "
                      f"stopping, so short runs compare networks far from convergence.")
+    if "stop_reason" in runs and (runs["stop_reason"] == "time_limit").any():
+        bounded = runs[runs["stop_reason"] == "time_limit"]
+        parts = [f"{r['run']} ({int(r['epochs_done'])} epoch(s), {int(r['steps_done'])} steps)"
+                 if pd.notna(r.get("steps_done")) and pd.notna(r.get("epochs_done")) else str(r["run"])
+                 for _, r in bounded.iterrows()]
+        notes.append(f"Stopped at their time bound (`training.max_minutes`): {', '.join(parts)}.")
+    if baselines is not None and not baselines.empty:
+        bc = baseline_comparison(collection.metrics, baselines)
+        worse = bc[(bc["metric"] == "ssim") & (bc["improvement"] <= 0)]
+        if not worse.empty:
+            which = "; ".join(f"{run} (SSIM {g['run_mean'].iloc[0]:.3f} vs "
+                              + ", ".join(f"{b.removeprefix('baseline-')} {v:.3f}" for b, v in zip(g["baseline"], g["baseline_mean"], strict=True))
+                              + ")" for run, g in worse.groupby("run", sort=True))
+            notes.append(f"Not better than every trivial baseline on mean SSIM: {which}. "
+                         "These networks did not learn more than the average brain in this training budget.")
+        else:
+            notes.append("Every run beats both trivial baselines on mean SSIM.")
     if "perceptual_weights" in runs and (runs["perceptual_weights"] == "random").any():
         k = int((runs["perceptual_weights"] == "random").sum())
         notes.append(f"{k} run(s) used a seeded *random* VGG16 for the perceptual loss because the ImageNet weights "

@@ -121,6 +121,18 @@ def test_limitations_are_computed_from_the_numbers():
     notes = X.limitations(Collection(metrics, empty, empty, empty, empty, runs))
     assert "3 test subject(s)" in notes[0] and "0.25" in notes[0] and "no paired test can reach" in notes[0]
     assert "4 epoch(s) of at most 16" in notes[1] and "random" in notes[2]
+    # a time-bounded run and one that does not beat a baseline are named with their numbers
+    runs = pd.DataFrame([{"run": "a", "epochs_done": 2, "max_epochs": 16, "steps_done": 80, "stop_reason": "time_limit"}])
+    base = _table(_rows("baseline-mean-image", "mean-image", "n/a", BASE + 0.1, normalisation="n/a"))
+    notes = X.limitations(Collection(_table(_rows("a", "unet", "cyclic", BASE)), empty, empty, empty, empty, runs),
+                          baselines=base)
+    assert any("time bound" in n and "a (2 epoch(s), 80 steps)" in n for n in notes)
+    assert any(n.startswith("Not better than every trivial baseline") and f"mean-image {(BASE + 0.1).mean():.3f}" in n
+               for n in notes)
+    base = _table(_rows("baseline-mean-image", "mean-image", "n/a", BASE - 0.1, normalisation="n/a"))
+    notes = X.limitations(Collection(_table(_rows("a", "unet", "cyclic", BASE)), empty, empty, empty, empty, runs),
+                          baselines=base)
+    assert "Every run beats both trivial baselines on mean SSIM." in notes
     big = X.limitations(Collection(_table(_rows("a", "unet", "cyclic", BASE)), empty, empty, empty, empty, empty))
     assert "0.0078" in big[0] and "consistent effect" in big[0]
 
