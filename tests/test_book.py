@@ -1,7 +1,12 @@
 """End to end: the book runner executes the data chapter (smoke profile) and Jupyter Book renders it."""
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -27,14 +32,43 @@ def _images(notebook: Path) -> int:
     return sum("image/png" in o.get("data", {}) for c in nb["cells"] for o in c.get("outputs", []))
 
 
+def _kill_book_run_after(root: Path, chapter: str, delay: float = 3.0) -> list[str]:
+    """Run ``tausynth book run --profile smoke`` in ``root``; SIGKILL it (and its kernels) mid-book."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tausynth", "book", "run", "--profile", "smoke"], cwd=root,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    seen: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line.rstrip())
+            if line.startswith(chapter) and "executed" in line:
+                time.sleep(delay)  # into the next chapter
+                break
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    return seen
+
+
 @pytest.mark.slow
-def test_run_then_cache_then_build(book_root: Path) -> None:
+def test_killed_run_resumes_then_caches_then_builds(book_root: Path) -> None:
+    # a hard kill in the middle of the book (after the loss chapter, inside the first training page)
+    before = _kill_book_run_after(book_root, "loss")
+    done = [line.split()[0] for line in before if " executed " in line]
+    assert done == ["data", "suvr", "loss"], before
+
     lines: list[str] = []
     results = book.run_book("smoke", root=book_root, log=lines.append)
-    assert [r.status for r in results] == ["executed"] * len(results)
+    status = {r.name: r.status for r in results}
+    # the chapters finished before the kill are not executed again; the rest are
+    assert [n for n, st in status.items() if st == "cached"] == ["data", "suvr", "loss"]
+    assert all(st == "executed" for n, st in status.items() if n not in done)
     data_nb = book_root / "_build" / "executed" / "data.ipynb"
     assert _images(data_nb) >= 4  # staging, montage, ROI placement, coupling
-    assert any(line.startswith("data") and "executed" in line for line in lines)
+    assert any(line.startswith("data") and "executed" in line for line in before)
 
     again = book.run_book("smoke", root=book_root, log=lines.append)
     assert [r.status for r in again] == ["cached"] * len(again)
@@ -125,6 +159,23 @@ def test_cache_key_covers_notebook_parameters_and_dependencies(
     nb.write_text(nb.read_text().replace("# Data:", "# Data (edited):", 1))
     after = run()
     assert {n for n, st in after.items() if st == "cached"} == {"suvr", "loss"}
+
+
+def test_demo_runs_cover_every_model_and_both_ablations(tmp_path: Path) -> None:
+    runs = book.BOOK_RUNS["demo"]
+    assert {r.model for r in runs} == {"unet", "unetr", "swinunetr", "pix2pix", "cyclegan"}
+    unet = {r.loss for r in runs if r.model == "unet" and r.normalisation == "standardize"}
+    assert unet == {"none", "2d", "2.5d", "3d", "cyclic"}
+    assert any(r.normalisation == "minmax" for r in runs)
+    assert len({r.name for r in runs}) == len(runs)
+    # a run's own settings reach its page as nested overrides, and only that page
+    chapters = {c.name: c for c in book.chapters_for("demo", tmp_path)}
+    swin = next(r for r in runs if r.model == "swinunetr")
+    assert swin.overrides["training"]["max_minutes"] > 0
+    assert chapters[swin.page].parameters["settings"] == swin.overrides
+    assert all("settings" not in chapters[r.page].parameters for r in runs if not r.settings)
+    # the paper profile trains every run in full: no time bounds
+    assert all(not r.settings for r in book.BOOK_RUNS["paper"])
 
 
 def test_unknown_chapter_is_a_user_error(book_root: Path) -> None:

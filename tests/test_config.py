@@ -34,6 +34,28 @@ def test_overrides_merge_into_nested_sections() -> None:
     assert cfg.model.channels == load_profile("smoke").model.channels
 
 
+def test_dotted_overrides_nest_and_merge_without_touching_the_base() -> None:
+    from tausynth.config import dotted_overrides, merge_overrides
+
+    nested = dotted_overrides([("training.amp", False), ("training.max_minutes", 1.5), ("normalisation", "minmax")])
+    assert nested == {"training": {"amp": False, "max_minutes": 1.5}, "normalisation": "minmax"}
+    base = {"training": {"amp": True, "lr": 0.1}, "model": {"name": "unet"}}
+    merged = merge_overrides(base, nested)
+    assert merged == {"training": {"amp": False, "lr": 0.1, "max_minutes": 1.5}, "model": {"name": "unet"},
+                      "normalisation": "minmax"}
+    assert base == {"training": {"amp": True, "lr": 0.1}, "model": {"name": "unet"}}
+    assert dotted_overrides([]) == {}
+
+
+def test_demo_profile_is_a_small_but_complete_cpu_setting() -> None:
+    cfg = load_profile("demo")
+    assert cfg.data.n_subjects >= 90  # enough per manufacturer for the standardization statistics
+    assert cfg.training.amp and cfg.training.cpu_amp and cfg.loss.slices_per_step == 1
+    assert cfg.model.feature_size is not None and cfg.model.feature_size % 12 == 0  # SwinUNETR's rule
+    paper = load_profile("paper")
+    assert paper.loss.slices_per_step is None  # every slice, as the paper
+
+
 def test_unknown_key_is_rejected_with_its_dotted_path(tmp_path: Path) -> None:
     path = tmp_path / "run.yaml"
     path.write_text("profile: smoke\ntraining:\n  max_epoch: 3\n")
