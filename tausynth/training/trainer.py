@@ -151,6 +151,7 @@ def train(
     log: Callable[[str], None] = print,
     stop_after: int | None = None,
     on_batch: BatchHook | None = None,
+    extend_time_limited: bool = True,
 ) -> TrainResult:
     """Train (or resume) one run.
 
@@ -175,6 +176,10 @@ def train(
         line per epoch.
     log : callable
         Receives the per-epoch lines (without ``progress``) and the final one-line summary.
+    extend_time_limited : bool, default=True
+        Resuming a run that stopped at its ``training.max_minutes`` bound trains for another bound
+        (the bound is per call). ``False`` treats such a run as finished, so re-executing a book page
+        reuses it instead of training it further.
     stop_after : int, optional
         Stop after this many epochs in this call, as an interruption at an epoch boundary would
         (the run stays resumable).
@@ -241,7 +246,9 @@ def train(
         engine.load_state_dict(checkpoint)
         restore_rng(checkpoint["rng"])
         state = TrainingState.from_dict(checkpoint["state"])
-        if state.stopped in ("max_epochs", "time_limit") and state.epoch < t.max_epochs:
+        if state.stopped == "time_limit" and not extend_time_limited:
+            pass  # reused as it is (the book's pages)
+        elif state.stopped in ("max_epochs", "time_limit") and state.epoch < t.max_epochs:
             state.stopped = None  # extended or re-timed: keep going
     broadcast_parameters(model, ctx)
 

@@ -200,3 +200,19 @@ def test_non_finite_training_loss_stops_with_a_one_line_error(tmp_path: Path, co
     assert read_provenance(run_dir)["status"] == "failed"
     assert (run_dir / "checkpoints" / "final_model.pt").is_file()
     assert len(pd.read_csv(run_dir / "metrics.csv")) == 1
+
+
+def test_time_bound_is_recorded_and_a_book_page_reuses_the_bounded_run(tmp_path: Path, cohort_manifest: Path) -> None:
+    cfg = config(training={"max_minutes": 1e-6})  # stops after the first epoch
+    run_dir = tmp_path / "bounded"
+    first = train(cfg, run_dir, manifest=cohort_manifest, progress=False, log=lambda s: None)
+    prov = read_provenance(run_dir)
+    assert (first.state.stopped, prov["stop_reason"], prov["epochs_done"]) == ("time_limit", "time_limit", 1)
+    assert prov["time_limit_minutes"] == 1e-6 and prov["steps_done"] == 2
+    # the book's pages: reused as it is
+    again = train(cfg, run_dir, manifest=cohort_manifest, resume=True, extend_time_limited=False,
+                  progress=False, log=lambda s: None)
+    assert again.epochs_this_call == 0 and read_provenance(run_dir)["epochs_done"] == 1
+    # the CLI's --resume: the bound is per call, so it trains for another bound
+    more = train(cfg, run_dir, manifest=cohort_manifest, resume=True, progress=False, log=lambda s: None)
+    assert more.epochs_this_call == 1 and read_provenance(run_dir)["epochs_done"] == 2
