@@ -359,14 +359,7 @@ def train(
                     bar.set_postfix({k: f"{v:.4g}" for k, v in terms.items() if k in ("loss", "mse", "ssim_loss", "perceptual", "d_loss")})
             train_sums, train_n = _reduce(sums, count, ctx, device)
             train_terms = _mean_terms(train_sums, train_n)
-            if not math.isfinite(train_terms.get("loss", 0.0)):
-                if ctx.is_main:
-                    finish("failed")
-                amp_hint = "; it ran under bf16/fp16 autocast: try training.amp: false" if engine.amp_dtype is not None else ""
-                raise TausynthError(
-                    f"{run_dir}: training loss is not finite in epoch {epoch + 1} (kept the checkpoint of "
-                    f"epoch {epoch}, {paths.final.name}){amp_hint}"
-                )
+            _check_finite(train_terms, "training", epoch, run_dir, paths.final.name, engine, ctx, finish)
             # every rank reports the same keys, even one whose validation shard is empty
             val_sums = dict.fromkeys(("loss", "mse", "ssim_loss", "perceptual"), 0.0)
             val_count = 0
@@ -375,7 +368,10 @@ def train(
                 for k, v in engine.val_step(batch, plane).items():
                     val_sums[k] = val_sums.get(k, 0.0) + v * n
                 val_count += n
-            val_terms = _mean_terms(*_reduce(val_sums, val_count, ctx, device))
+            val_reduced, val_n = _reduce(val_sums, val_count, ctx, device)
+            val_terms = _mean_terms(val_reduced, val_n)
+            if val_n:  # NaN weights after the epoch's last step show up here first
+                _check_finite(val_terms, "validation", epoch, run_dir, paths.final.name, engine, ctx, finish)
             engine.step_schedulers()
             decision = schedule.end_epoch(state, epoch, val_terms["loss"])
             elapsed_call = time.perf_counter() - started
@@ -442,6 +438,21 @@ def train(
         finish(status)
         log(summary)
     return TrainResult(run_dir, state, seconds, epochs_this_call, resumed, summary, provenance)
+
+
+def _check_finite(
+    terms: dict[str, float], which: str, epoch: int, run_dir: Path, checkpoint: str, engine: Engine,
+    ctx: DistContext, finish: Callable[[str], None],
+) -> None:
+    """Stop with a one-line error when an epoch's mean loss is NaN or infinite (the last good checkpoint stays)."""
+    if math.isfinite(terms.get("loss", 0.0)):
+        return
+    if ctx.is_main:
+        finish("failed")
+    hint = "; it ran under bf16/fp16 autocast: try training.amp: false" if engine.amp_dtype is not None else ""
+    raise TausynthError(
+        f"{run_dir}: {which} loss is not finite in epoch {epoch + 1} (kept the checkpoint of epoch {epoch}, {checkpoint}){hint}"
+    )
 
 
 def _reduce(sums: dict[str, float], count: int, ctx: DistContext, device: torch.device) -> tuple[dict[str, float], float]:

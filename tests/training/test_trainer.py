@@ -216,3 +216,25 @@ def test_time_bound_is_recorded_and_a_book_page_reuses_the_bounded_run(tmp_path:
     # the CLI's --resume: the bound is per call, so it trains for another bound
     more = train(cfg, run_dir, manifest=cohort_manifest, resume=True, progress=False, log=lambda s: None)
     assert more.epochs_this_call == 1 and read_provenance(run_dir)["epochs_done"] == 2
+
+
+def test_non_finite_weights_are_caught_by_the_validation_loss(
+    tmp_path: Path, cohort_manifest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tausynth.training import engine as engine_module
+
+    original = engine_module.Engine.train_step
+
+    def poisoned(self, batch, plane, last=False):  # the epoch's last step leaves NaN weights behind
+        out = original(self, batch, plane, last=last)
+        if last:
+            with torch.no_grad():
+                for p in self.model.parameters():
+                    p.fill_(float("nan"))
+        return out
+
+    monkeypatch.setattr(engine_module.Engine, "train_step", poisoned)
+    run_dir = tmp_path / "nan-weights"
+    with pytest.raises(TausynthError, match=r"validation loss is not finite in epoch 1"):
+        train(config(), run_dir, manifest=cohort_manifest, progress=False, log=lambda s: None)
+    assert read_provenance(run_dir)["status"] == "failed"
