@@ -165,7 +165,7 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a plain, YAML-serialisable dict (tuples become lists)."""
-        return _plain(dataclasses.asdict(self))
+        return plain_data(dataclasses.asdict(self))
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -185,11 +185,12 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 T = TypeVar("T")
 
 
-def _plain(obj: Any) -> Any:
+def plain_data(obj: Any) -> Any:
+    """``obj`` with tuples turned into lists, recursively through dicts and lists (YAML/JSON-ready)."""
     if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
+        return {k: plain_data(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
+        return [plain_data(v) for v in obj]
     return obj
 
 

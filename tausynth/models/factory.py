@@ -63,6 +63,7 @@ import torch
 from monai.networks.nets import UNETR, SwinUNETR, UNet
 from torch import nn
 
+from tausynth.config import plain_data
 from tausynth.errors import TausynthError
 from tausynth.models.gan import CycleGAN, PatchGAN, Pix2Pix, check_gan_mode
 from tausynth.models.padding import SpatialPadCrop
@@ -422,14 +423,6 @@ def predict_pet(model: nn.Module, mri: torch.Tensor) -> torch.Tensor:
         return generator_of(model)(mri)
 
 
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    return obj
-
-
 def describe(model: nn.Module) -> dict[str, Any]:
     """A JSON-serialisable record of a model from :func:`build`, for ``provenance.json``.
 
@@ -444,4 +437,4 @@ def describe(model: nn.Module) -> dict[str, Any]:
     record["parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     record["monai_version"] = monai.__version__
     record["torch_version"] = torch.__version__
-    return _plain(record)
+    return plain_data(record)
