@@ -68,6 +68,7 @@ class ModelConfig:
     num_heads: int = 12
     depths: tuple[int, int, int, int] = (2, 2, 2, 2)
     swin_num_heads: tuple[int, int, int, int] = (3, 6, 12, 24)
+    window_size: int = 7  # SwinUNETR's attention window (MONAI's default and the paper's)
     use_checkpoint: bool = False
     # Pix2Pix / CycleGAN (paper-spec §6: the original papers' defaults)
     gan_mode: str = "lsgan"
@@ -118,6 +119,10 @@ class TrainingConfig:
     amp_dtype: str = "bfloat16"  # "float16" adds a GradScaler
     cpu_amp: bool = False
     gan_beta1: float = 0.5  # Adam beta1 of the GAN optimizers (Pix2Pix / CycleGAN defaults)
+    # beyond the paper: start the output bias of the MRI -> PET network at the mean of the
+    # normalised training PET (standardized SUVR is about -3 in the background, most of a volume;
+    # from a bias of 0, a transformer took ~12 CPU epochs to get there); False = the paper
+    init_output_bias: bool = False
     deterministic: bool = True
     device: str = "auto"  # "auto" (CUDA when available), "cpu" or "cuda"
     num_workers: int = 0

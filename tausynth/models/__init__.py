@@ -14,6 +14,7 @@ from tausynth.models.factory import (
     build,
     describe,
     generator_of,
+    output_layer,
     predict_pet,
     unet_kwargs,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "describe",
     "frozen",
     "generator_of",
+    "output_layer",
     "padded_shape",
     "predict_pet",
     "symmetric_pad_widths",

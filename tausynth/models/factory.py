@@ -29,7 +29,9 @@ Spatial constraints (MONAI 1.6.1)
   exactly that shape.
 * ``swinunetr``: each dimension divisible by 32 (``patch_size ** 5``), **and** larger than 32: at
   32³ the bottleneck is 1³ and instance norm fails the same way, so inputs are padded to at least
-  64 per dimension (40×48×40 → 64³).
+  64 per dimension (40×48×40 → 64³). Its 2³ bottleneck meets a torch CPU bfloat16 bug (wrong
+  weight gradients of a 3³ convolution on a 2³ input); every built model carries the guard of
+  :mod:`tausynth.models.precision`, which runs such convolutions in float32.
 
 SwinUNETR: MONAI 1.3.2 (the official code's version) → 1.5+
 ------------------------------------------------------------
@@ -67,6 +69,7 @@ from tausynth.config import plain_data
 from tausynth.errors import TausynthError
 from tausynth.models.gan import CycleGAN, PatchGAN, Pix2Pix, check_gan_mode
 from tausynth.models.padding import SpatialPadCrop
+from tausynth.models.precision import guard_small_input_convs
 
 __all__ = [
     "D_NORMS",
@@ -77,6 +80,7 @@ __all__ = [
     "build",
     "describe",
     "generator_of",
+    "output_layer",
     "predict_pet",
     "unet_kwargs",
 ]
@@ -105,6 +109,7 @@ DEFAULTS: dict[str, Any] = {
     "num_heads": 12,
     "depths": (2, 2, 2, 2),
     "swin_num_heads": (3, 6, 12, 24),
+    "window_size": 7,
     "use_checkpoint": False,
     "gan_mode": "lsgan",
     "lambda_l1": 100.0,
@@ -234,6 +239,7 @@ def _build_swinunetr(
             raise TausynthError(
                 f"model.swin_num_heads: stage {stage} has {feature_size * 2**stage} features, not divisible by {h} heads"
             )
+    window_size = _positive_int("window_size", _opt(config, "window_size"))
     use_checkpoint = _opt(config, "use_checkpoint")
     if not isinstance(use_checkpoint, bool):
         raise TausynthError(f"model.use_checkpoint: expected true or false, got {use_checkpoint!r}")
@@ -243,6 +249,7 @@ def _build_swinunetr(
         "feature_size": feature_size,
         "depths": depths,
         "num_heads": heads,
+        "window_size": window_size,
         "drop_rate": _dropout(config),
         "use_checkpoint": use_checkpoint,
         "spatial_dims": 3,
@@ -361,7 +368,7 @@ def build(
         every network: U-Net dropout, UNETR ``dropout_rate``, SwinUNETR ``drop_rate``);
         ``feature_size`` (UNETR 16, SwinUNETR 24), ``hidden_size`` 768, ``mlp_dim`` 3072,
         ``num_heads`` 12 (UNETR); ``depths`` (2, 2, 2, 2), ``swin_num_heads`` (3, 6, 12, 24),
-        ``use_checkpoint`` False (SwinUNETR); ``gan_mode`` "lsgan", ``lambda_l1`` 100,
+        ``window_size`` 7, ``use_checkpoint`` False (SwinUNETR); ``gan_mode`` "lsgan", ``lambda_l1`` 100,
         ``lambda_cycle`` 10, ``lambda_identity`` 0.5, ``d_channels`` 64, ``d_num_layers`` 3,
         ``d_norm`` "instance" (GANs).
     spatial_shape : sequence of 3 int, optional
@@ -394,6 +401,7 @@ def build(
         spatial_shape = getattr(getattr(config, "data", None), "shape", None)
     shape = None if spatial_shape is None else _check_shape(spatial_shape)
     model, record = _BUILDERS[name](model_config, shape)
+    guard_small_input_convs(model)  # a torch CPU bf16 bug, see tausynth.models.precision
     model.name = name
     model._build_record = {
         "name": name,
@@ -421,6 +429,26 @@ def predict_pet(model: nn.Module, mri: torch.Tensor) -> torch.Tensor:
     """
     with torch.no_grad():
         return generator_of(model)(mri)
+
+
+def output_layer(model: nn.Module) -> nn.Conv3d | nn.ConvTranspose3d:
+    """The last layer of the MRI → PET network of ``model``: its only 3D convolution with one output channel.
+
+    Raises
+    ------
+    TausynthError
+        When the network has no such layer or more than one.
+    """
+    net = generator_of(model)
+    found = [
+        m for m in net.modules()
+        if isinstance(m, (nn.Conv3d, nn.ConvTranspose3d)) and m.out_channels == 1
+    ]
+    if len(found) != 1:
+        raise TausynthError(
+            f"{getattr(model, 'name', type(model).__name__)}: expected one output convolution with 1 channel, found {len(found)}"
+        )
+    return found[0]
 
 
 def describe(model: nn.Module) -> dict[str, Any]:

@@ -199,6 +199,14 @@ def test_swinunetr_pads_every_dimension_to_at_least_64() -> None:
     assert model.padded_shape((20, 70, 96)) == (64, 96, 96)
     kwargs = describe(model)["networks"]["net"]["kwargs"]
     assert "img_size" not in kwargs and kwargs["feature_size"] == 12
+    assert kwargs["window_size"] == 7
+
+
+def test_swinunetr_window_size_reaches_monai() -> None:
+    model = build("swinunetr", tiny(window_size=4))
+    assert describe(model)["networks"]["net"]["kwargs"]["window_size"] == 4
+    attention = next(m for m in model.modules() if type(m).__name__ == "WindowAttention")
+    assert tuple(attention.window_size) == (4, 4, 4)
 
 
 def test_monai_swinunetr_facts_documented_in_the_factory() -> None:
@@ -256,6 +264,7 @@ def test_gan_options_are_read_from_the_config() -> None:
         ("swinunetr", {"feature_size": 16}, r"model\.feature_size.*12"),
         ("swinunetr", {"swin_num_heads": (5, 5, 5, 5)}, r"model\.swin_num_heads"),
         ("swinunetr", {"depths": (1, 1)}, r"model\.depths"),
+        ("swinunetr", {"window_size": 0}, r"model\.window_size"),
         ("unetr", {"hidden_size": 50}, r"model\.hidden_size"),
     ],
 )
