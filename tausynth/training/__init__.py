@@ -21,7 +21,7 @@ from tausynth.training.run import (
     run_dir_for,
 )
 from tausynth.training.state import EpochDecision, PaperSchedule, TrainingState
-from tausynth.training.trainer import TrainingInterrupted, TrainResult, resolve_device, train
+from tausynth.training.trainer import TrainingInterrupted, TrainResult, init_output_bias, resolve_device, train
 
 __all__ = [
     "Engine",
@@ -35,6 +35,7 @@ __all__ = [
     "build_loss",
     "config_differences",
     "default_run_name",
+    "init_output_bias",
     "derive_seed",
     "needs_restart",
     "load_checkpoint",

@@ -25,7 +25,7 @@ from tausynth.config import Config, dump_config
 from tausynth.data.manifest import load_manifest
 from tausynth.errors import TausynthError
 from tausynth.io import PathLike, file_sha256
-from tausynth.models import build, describe
+from tausynth.models import build, describe, output_layer
 from tausynth.training.checkpoint import (
     capture_rng,
     load_checkpoint,
@@ -60,7 +60,7 @@ from tausynth.training.run import (
 )
 from tausynth.training.state import PaperSchedule, TrainingState
 
-__all__ = ["TrainResult", "TrainingInterrupted", "resolve_device", "train"]
+__all__ = ["TrainResult", "TrainingInterrupted", "init_output_bias", "resolve_device", "train"]
 
 BatchHook = Callable[[int, dict[str, Any]], None]
 
@@ -241,6 +241,9 @@ def train(
     train_ds, val_ds = build_datasets(cfg, frame, normaliser, model.divisor, cache_dir)
 
     state = TrainingState()
+    output_bias = None
+    if checkpoint is None and t.init_output_bias:
+        output_bias = init_output_bias(model, train_ds)
     if checkpoint is not None:
         load_model_state(model, checkpoint["model"], paths.final)
         engine.load_state_dict(checkpoint)
@@ -276,6 +279,7 @@ def train(
         "standardizer": normaliser.to_dict(),
         "schedule": schedule.describe(),
         "time_limit_minutes": t.max_minutes,
+        "output_bias_init": previous.get("output_bias_init") if checkpoint is not None else output_bias,
         "tensorboard": tb_status,
         "started": previous.get("started", now_iso()),
         "sessions": [*previous.get("sessions", []), {"started": now_iso(), "start_epoch": state.epoch, "mode": mode}],
@@ -438,6 +442,33 @@ def train(
         finish(status)
         log(summary)
     return TrainResult(run_dir, state, seconds, epochs_this_call, resumed, summary, provenance)
+
+
+def init_output_bias(model: torch.nn.Module, dataset: Any) -> float:
+    """Set the output bias of ``model``'s MRI → PET network to the mean PET voxel of ``dataset``.
+
+    The mean is over every voxel of every sample as the network is trained on it (normalised and
+    padded); the network then starts at the training PET's mean level instead of at 0.
+
+    Returns
+    -------
+    float
+        The bias value.
+    """
+    total, count = 0.0, 0
+    for i in range(len(dataset)):
+        pet = dataset[i]["pet"]
+        total += float(pet.double().sum())
+        count += pet.numel()
+    if count == 0:
+        raise TausynthError("training.init_output_bias: the training split has no PET voxels")
+    value = total / count
+    layer = output_layer(model)
+    if layer.bias is None:
+        raise TausynthError(f"training.init_output_bias: the output layer of {getattr(model, 'name', 'the model')} has no bias")
+    with torch.no_grad():
+        layer.bias.fill_(value)
+    return value
 
 
 def _check_finite(

@@ -238,3 +238,33 @@ def test_non_finite_weights_are_caught_by_the_validation_loss(
     with pytest.raises(TausynthError, match=r"validation loss is not finite in epoch 1"):
         train(config(), run_dir, manifest=cohort_manifest, progress=False, log=lambda s: None)
     assert read_provenance(run_dir)["status"] == "failed"
+
+
+@pytest.mark.parametrize("name", ["unet", "swinunetr", "cyclegan"])
+def test_init_output_bias_starts_the_network_at_the_training_mean(name: str, cohort_manifest: Path) -> None:
+    from tausynth.models import build, output_layer
+    from tausynth.training import init_output_bias
+
+    cfg = config(model={"name": name, "feature_size": 12, "depths": [1, 1, 1, 1]})
+    model = build(name, cfg)
+    pets = [torch.full((1, 4, 4, 4), 2.0), torch.full((1, 4, 4, 4), -1.0), torch.full((1, 2, 4, 4), 5.0)]
+    value = init_output_bias(model, [{"pet": p} for p in pets])
+    assert value == pytest.approx((64 * 2.0 - 64 * 1.0 + 32 * 5.0) / 160)  # voxel-weighted mean
+    layer = output_layer(model)
+    assert layer.out_channels == 1 and torch.all(layer.bias == torch.tensor(value))
+
+
+def test_init_output_bias_in_a_run_is_recorded_and_kept_on_resume(tmp_path: Path, cohort_manifest: Path) -> None:
+    cfg = config(training={"init_output_bias": True, "max_epochs": 2, "lr": 1e-12})
+    run_dir = tmp_path / "bias"
+    train(cfg, run_dir, manifest=cohort_manifest, progress=False, log=lambda s: None, stop_after=1)
+    value = read_provenance(run_dir)["output_bias_init"]
+    # standardized SUVR: 0 in the background, most of each volume, is far below the brain's mean
+    assert value < -1.0
+    bias = [v for k, v in params(run_dir).items() if k.endswith("bias") and v.numel() == 1]
+    assert bias and float(bias[-1]) == pytest.approx(value, abs=1e-6)  # lr ~ 0: still the initial value
+    train(cfg, run_dir, manifest=cohort_manifest, resume=True, progress=False, log=lambda s: None)
+    assert read_provenance(run_dir)["output_bias_init"] == value
+    off = tmp_path / "off"
+    train(config(training={"max_epochs": 1}), off, manifest=cohort_manifest, progress=False, log=lambda s: None)
+    assert read_provenance(off)["output_bias_init"] is None
