@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 MATHJAX := book/_static/mathjax/tex-chtml.js
 PROFILE ?= demo
+# chapters executed at a time (the training runs are independent; see `tausynth book run --help`)
+JOBS ?= 2
 
 .PHONY: book test install clean-book
 
@@ -27,7 +29,7 @@ test: $(STAMP) $(MATHJAX)
 	$(PY) -m pytest -q
 
 book: $(STAMP) $(MATHJAX)
-	$(VENV)/bin/tausynth book run --profile $(PROFILE)
+	$(VENV)/bin/tausynth book run --profile $(PROFILE) --jobs $(JOBS)
 	$(VENV)/bin/tausynth book build
 
 clean-book:

@@ -62,11 +62,21 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_validate)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _cmd_book(args: argparse.Namespace) -> int:
     from tausynth import book
 
     if args.book_command == "run":
-        book.run_book(args.profile, only=args.only, force=args.force, manifest=args.manifest)
+        book.run_book(args.profile, only=args.only, force=args.force, manifest=args.manifest, jobs=args.jobs)
     elif args.book_command == "build":
         index = book.build_book(warningiserror=not args.allow_warnings)
         print(f"book: {index}")
@@ -91,6 +101,8 @@ def _add_book(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--only", metavar="CHAPTER", help="execute this chapter only")
     run.add_argument("--force", action="store_true", help="re-execute even unchanged chapters")
     run.add_argument("--manifest", help="run on this data manifest instead of the synthetic cohort")
+    run.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+                     help="execute up to N independent chapters at a time, sharing the CPU cores (default: 1)")
     build = bsub.add_parser("build", help="render _build/html with Jupyter Book from the executed chapters")
     build.add_argument("--allow-warnings", action="store_true", help="do not fail on Sphinx warnings")
     check = bsub.add_parser("check", help="open every rendered page in headless Chromium and check it")

@@ -60,12 +60,19 @@ def test_killed_run_resumes_then_caches_then_builds(book_root: Path) -> None:
     done = [line.split()[0] for line in before if " executed " in line]
     assert done == ["data", "suvr", "loss"], before
 
+    # resumed two chapters at a time (each in its own process): the two training runs side by side,
+    # then ROI and results, which read them
     lines: list[str] = []
-    results = book.run_book("smoke", root=book_root, log=lines.append)
+    results = book.run_book("smoke", root=book_root, log=lines.append, jobs=2)
     status = {r.name: r.status for r in results}
     # the chapters finished before the kill are not executed again; the rest are
     assert [n for n, st in status.items() if st == "cached"] == ["data", "suvr", "loss"]
     assert all(st == "executed" for n, st in status.items() if n not in done)
+    finished = [line.split()[0] for line in lines if " executed " in line]
+    runs = [spec.page for spec in book.BOOK_RUNS["smoke"]]
+    assert sorted(finished[:2]) == sorted(runs) and sorted(finished[2:]) == ["results", "roi"], lines
+    record = book.read_run_log(book_root)
+    assert record["jobs"] == 2 and all(record["chapters"][n]["status"] == "executed" for n in finished)
     data_nb = book_root / "_build" / "executed" / "data.ipynb"
     assert _images(data_nb) >= 4  # staging, montage, ROI placement, coupling
     assert any(line.startswith("data") and "executed" in line for line in before)
@@ -170,12 +177,31 @@ def test_demo_runs_cover_every_model_and_both_ablations(tmp_path: Path) -> None:
     assert len({r.name for r in runs}) == len(runs)
     # a run's own settings reach its page as nested overrides, and only that page
     chapters = {c.name: c for c in book.chapters_for("demo", tmp_path)}
-    swin = next(r for r in runs if r.model == "swinunetr")
-    assert swin.overrides["training"]["max_minutes"] > 0
-    assert chapters[swin.page].parameters["settings"] == swin.overrides
+    unetr = next(r for r in runs if r.model == "unetr")
+    assert unetr.overrides == {"model": {"feature_size": 8}}
+    assert chapters[unetr.page].parameters["settings"] == unetr.overrides
     assert all("settings" not in chapters[r.page].parameters for r in runs if not r.settings)
+    # every demo run trains its full schedule: none is time-bounded
+    assert all("max_minutes" not in r.overrides.get("training", {}) for r in runs)
     # the paper profile trains every run in full: no time bounds
     assert all(not r.settings for r in book.BOOK_RUNS["paper"])
+
+
+@pytest.mark.slow
+def test_parallel_run_stops_at_a_failed_chapter_and_names_it(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "book", tmp_path / "book", ignore=shutil.ignore_patterns("mathjax"))
+    missing = str(tmp_path / "missing.csv")  # every chapter that reads data fails at once
+    with pytest.raises(TausynthError, match=r"chapter '(data|suvr)' failed: .*missing\.csv") as info:
+        book.run_book("smoke", root=tmp_path, manifest=missing, jobs=2, log=lambda s: None)
+    assert "\n" not in str(info.value)
+    executed = tmp_path / "_build" / "executed"
+    assert not list(executed.glob("runs/*.ipynb"))  # nothing that depends on the data chapter started
+    assert (tmp_path / "_build" / "logs" / "data.console.log").is_file()
+
+
+def test_jobs_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(TausynthError, match="jobs: expected a positive integer"):
+        book.run_book("smoke", root=tmp_path, jobs=0)
 
 
 def test_unknown_chapter_is_a_user_error(book_root: Path) -> None:
