@@ -183,6 +183,8 @@ def test_demo_runs_cover_every_model_and_both_ablations(tmp_path: Path) -> None:
     assert all("settings" not in chapters[r.page].parameters for r in runs if not r.settings)
     # every demo run trains its full schedule: none is time-bounded
     assert all("max_minutes" not in r.overrides.get("training", {}) for r in runs)
+    swin = next(r for r in runs if r.model == "swinunetr")
+    assert chapters[swin.page].parameters["settings"] == {"training": {"init_output_bias": True}}
     # the paper profile trains every run in full: no time bounds
     assert all(not r.settings for r in book.BOOK_RUNS["paper"])
 
@@ -222,3 +224,79 @@ def test_cli_reports_unknown_profile_without_traceback(capsys: pytest.CaptureFix
         main(["book", "run", "--profile", "huge"])
     assert info.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+class _FakeChild:
+    """Stands in for a ``tausynth book run --only`` process: it finishes after a few polls."""
+
+    log: list[tuple[str, str, int]] = []  # (event, chapter, children running) in order
+    instances: list["_FakeChild"] = []
+    alive: set[str] = set()
+    fail: set[str] = set()
+
+    def __init__(self, cmd: list[str], **kwargs: object) -> None:
+        self.name = cmd[cmd.index("--only") + 1]
+        self.threads = dict(kwargs["env"])["OMP_NUM_THREADS"]  # type: ignore[arg-type]
+        self.polls = 2
+        self.returncode: int | None = None
+        _FakeChild.instances.append(self)
+        _FakeChild.alive.add(self.name)
+        _FakeChild.log.append(("start", self.name, len(_FakeChild.alive)))
+
+    def poll(self) -> int | None:
+        self.polls -= 1
+        if self.polls > 0:
+            return None
+        if self.returncode is None:
+            _FakeChild.alive.discard(self.name)
+            _FakeChild.log.append(("end", self.name, len(_FakeChild.alive)))
+            self.returncode = 1 if self.name in _FakeChild.fail else 0
+        return self.returncode
+
+
+def test_parallel_scheduler_respects_dependencies_jobs_and_exclusive_chapters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(book.subprocess, "Popen", _FakeChild)
+    monkeypatch.setattr(book.time, "sleep", lambda s: None)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(book, "_threads_per_job", lambda jobs: 4 // jobs)
+    chapters = [
+        book.Chapter("data", "d.ipynb"), book.Chapter("suvr", "s.ipynb"),
+        book.Chapter("loss", "l.ipynb", exclusive=True),
+        *(book.Chapter(f"run{i}", "t.ipynb", depends=("data",)) for i in range(3)),
+        book.Chapter("results", "r.ipynb", depends=("data", "run0", "run1", "run2")),
+    ]
+    (tmp_path / "_build" / "logs").mkdir(parents=True)
+    _FakeChild.log, _FakeChild.instances, _FakeChild.alive, _FakeChild.fail = [], [], set(), set()
+    results: dict[str, book.ChapterResult] = {}
+    book._run_parallel(chapters, "smoke", tmp_path, None, False, 2, results, lambda s: None)
+    events = _FakeChild.log
+    order = [name for ev, name, _ in events if ev == "start"]
+    assert order[0] == "loss"  # the exclusive chapter first, alone
+    assert events[1] == ("end", "loss", 0)
+    assert max(n for ev, _, n in events if ev == "start") == 2  # never more than two at a time
+    at = {(ev, name): i for i, (ev, name, _) in enumerate(events)}
+    for i in range(3):  # every run after the data chapter, results after every run
+        assert at["end", "data"] < at["start", f"run{i}"] < at["end", f"run{i}"] < at["start", "results"]
+    threads = {c.name: c.threads for c in _FakeChild.instances}
+    assert threads["loss"] == "4" and {threads[n] for n in threads if n != "loss"} == {"2"}
+    assert set(results) == {c.name for c in chapters}
+
+    # a failure: the running chapter finishes, nothing new starts, the error names the chapter
+    _FakeChild.log, _FakeChild.alive, _FakeChild.fail = [], set(), {"data"}
+    original = _FakeChild.poll
+
+    def poll_and_report(self: _FakeChild) -> int | None:
+        code = original(self)
+        if code == 1:  # what the child's CLI writes to its console log on failure
+            (tmp_path / "_build" / "logs" / "data.console.log").write_text(
+                "tausynth book: error: chapter 'data' failed: boom\n")
+        return code
+
+    monkeypatch.setattr(_FakeChild, "poll", poll_and_report)
+    with pytest.raises(TausynthError, match=r"^chapter 'data' failed: boom$"):
+        book._run_parallel([*chapters[:2], book.Chapter("extra", "x.ipynb"), *chapters[3:]], "smoke", tmp_path,
+                           None, False, 2, {}, lambda s: None)
+    started = [name for ev, name, _ in _FakeChild.log if ev == "start"]
+    assert started == ["data", "suvr"]  # "extra" depends on nothing, but a failure stops new starts
