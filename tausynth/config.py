@@ -121,7 +121,7 @@ class TrainingConfig:
     gan_beta1: float = 0.5  # Adam beta1 of the GAN optimizers (Pix2Pix / CycleGAN defaults)
     # beyond the paper: start the output bias of the MRI -> PET network at the mean of the
     # normalised training PET (standardized SUVR is about -3 in the background, most of a volume;
-    # from a bias of 0, a transformer took ~12 CPU epochs to get there); False = the paper
+    # from a bias of 0, SwinUNETR took ~12 CPU epochs to get there; the U-Net does better without)
     init_output_bias: bool = False
     deterministic: bool = True
     device: str = "auto"  # "auto" (CUDA when available), "cpu" or "cuda"
