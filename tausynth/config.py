@@ -119,6 +119,9 @@ class TrainingConfig:
     amp_dtype: str = "bfloat16"  # "float16" adds a GradScaler
     cpu_amp: bool = False
     gan_beta1: float = 0.5  # Adam beta1 of the GAN optimizers (Pix2Pix / CycleGAN defaults)
+    # learning rate of the GAN discriminators (None: training.lr, as the generators); the original
+    # Pix2Pix and CycleGAN use 2e-4 for both
+    d_lr: float | None = None
     # beyond the paper: start the output bias of the MRI -> PET network at the mean of the
     # normalised training PET (standardized SUVR is about -3 in the background, most of a volume;
     # from a bias of 0, SwinUNETR took ~12 CPU epochs to get there; the U-Net does better without)
@@ -148,6 +151,8 @@ class TrainingConfig:
             raise TausynthError(f"config field 'training.num_workers': must be >= 0, got {self.num_workers!r}")
         if not self.lr > 0:
             raise TausynthError(f"config field 'training.lr': must be > 0, got {self.lr!r}")
+        if self.d_lr is not None and not self.d_lr > 0:
+            raise TausynthError(f"config field 'training.d_lr': must be > 0 or null, got {self.d_lr!r}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise TausynthError(f"config field 'training.max_minutes': must be > 0, got {self.max_minutes!r}")
 

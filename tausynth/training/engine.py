@@ -91,7 +91,8 @@ class Engine:
         else:
             groups = {"g": model.generator_parameters(), "d": model.discriminator_parameters()}
             betas = (t.gan_beta1, 0.999)
-        self.optimizers = {k: torch.optim.Adam(p, lr=t.lr, betas=betas) for k, p in groups.items()}
+        rates = {"g": t.lr, "d": t.lr if t.d_lr is None else t.d_lr}
+        self.optimizers = {k: torch.optim.Adam(p, lr=rates[k], betas=betas) for k, p in groups.items()}
         self.schedulers = {
             k: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=t.cosine_t_max, eta_min=0.0)
             for k, o in self.optimizers.items()

@@ -81,3 +81,22 @@ def test_engine_state_round_trips(fixed_batch: dict[str, torch.Tensor], smoke_co
     assert other.lr == engine.lr == 0.0  # T_max = 1: after one epoch the cosine is at eta_min
     assert other.optimizers["d"].state_dict()["state"].keys() == engine.optimizers["d"].state_dict()["state"].keys()
     assert engine.optimizers["g"].param_groups[0]["betas"] == (0.5, 0.999)
+
+
+def test_discriminator_learning_rate_is_its_own_and_follows_the_cosine(smoke_config) -> None:
+    cfg = smoke_config(model={"name": "cyclegan"}, training={"lr": 2e-3, "d_lr": 2e-4, "cycle_duration": 4})
+    engine = Engine(build("cyclegan", cfg), build_loss(cfg), cfg, torch.device("cpu"), DistContext())
+    lrs = lambda: {k: o.param_groups[0]["lr"] for k, o in engine.optimizers.items()}  # noqa: E731
+    assert lrs() == {"g": 2e-3, "d": 2e-4}
+    engine.step_schedulers()  # T_max = 2: halfway down the cosine, for both
+    assert lrs() == pytest.approx({"g": 1e-3, "d": 1e-4})
+    same = smoke_config(model={"name": "pix2pix"}, training={"lr": 2e-3})
+    engine = Engine(build("pix2pix", same), build_loss(same), same, torch.device("cpu"), DistContext())
+    assert lrs() == {"g": 2e-3, "d": 2e-3}  # the default: the generators' rate
+
+
+def test_discriminator_learning_rate_must_be_positive(smoke_config) -> None:
+    from tausynth.errors import TausynthError
+
+    with pytest.raises(TausynthError, match="training.d_lr"):
+        smoke_config(training={"d_lr": 0})
