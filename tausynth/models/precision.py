@@ -22,7 +22,7 @@ __all__ = ["Float32SmallInputConv3d", "guard_small_input_convs", "kernel_exceeds
 
 def kernel_exceeds_input(spatial: tuple[int, ...] | torch.Size, kernel: tuple[int, ...]) -> bool:
     """Whether a kernel is larger than the input in any spatial dimension."""
-    return any(s < k for s, k in zip(spatial, kernel))
+    return any(s < k for s, k in zip(spatial, kernel, strict=True))
 
 
 class Float32SmallInputConv3d(nn.Conv3d):

@@ -21,7 +21,13 @@ from tausynth.training.run import (
     run_dir_for,
 )
 from tausynth.training.state import EpochDecision, PaperSchedule, TrainingState
-from tausynth.training.trainer import TrainingInterrupted, TrainResult, init_output_bias, resolve_device, train
+from tausynth.training.trainer import (
+    TrainingInterrupted,
+    TrainResult,
+    init_output_bias,
+    resolve_device,
+    train,
+)
 
 __all__ = [
     "Engine",
