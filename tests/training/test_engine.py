@@ -83,6 +83,7 @@ def test_engine_state_round_trips(fixed_batch: dict[str, torch.Tensor], smoke_co
     assert engine.optimizers["g"].param_groups[0]["betas"] == (0.5, 0.999)
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
 def test_discriminator_learning_rate_is_its_own_and_follows_the_cosine(smoke_config) -> None:
     cfg = smoke_config(model={"name": "cyclegan"}, training={"lr": 2e-3, "d_lr": 2e-4, "cycle_duration": 4})
     engine = Engine(build("cyclegan", cfg), build_loss(cfg), cfg, torch.device("cpu"), DistContext())
