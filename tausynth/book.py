@@ -289,7 +289,7 @@ def run_book(
         with _run_log_lock(root):  # how many chapters ran at a time, for the timings' reader
             record = read_run_log(root)
             record["jobs"] = jobs
-            atomic_write_text(root / BUILD / "executed" / RUN_LOG, json.dumps(record, indent=2, default=str))
+            _write_run_log(root, record)
     if jobs > 1 and len(todo) > 1:
         _run_parallel(todo, profile, root, manifest, force, jobs, results, log)
     else:
@@ -454,7 +454,11 @@ def _record_chapter(
         else:
             entry.update(seconds=round(seconds, 1), executed_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
         record["chapters"][chapter.name] = entry
-        atomic_write_text(root / BUILD / "executed" / RUN_LOG, json.dumps(record, indent=2, default=str))
+        _write_run_log(root, record)
+
+
+def _write_run_log(root: Path, record: dict[str, Any]) -> None:
+    atomic_write_text(root / BUILD / "executed" / RUN_LOG, json.dumps(record, indent=2, default=str))
 
 
 def _git_commit(root: Path) -> str:

@@ -5,7 +5,7 @@ Three profiles ship as package data (``tausynth/profiles/*.yaml``):
 ``smoke``
     Tests and CI: a handful of synthetic subjects, a tiny grid, a few steps.
 ``demo``
-    ``make book`` on a laptop CPU: 96 synthetic subjects at 4 mm, small networks, 16 short epochs.
+    ``make book`` on a laptop CPU: 96 synthetic subjects at 4 mm, small networks, 15 short epochs.
 ``paper``
     The official hyper-parameters (paper-spec §5), verbatim, for GPUs and real data.
 
