@@ -312,13 +312,25 @@ def _read_yaml(text: str, source: str) -> dict[str, Any]:
     return data
 
 
-def profile_dict(name: str) -> dict[str, Any]:
-    """Return the raw mapping of a shipped profile."""
+#: Top-level key of a profile (or user YAML) that holds the book's run list, not configuration:
+#: :mod:`tausynth.runlist` reads it, the config loaders leave it out.
+RUNS_KEY = "runs"
+
+
+def profile_source(name: str) -> dict[str, Any]:
+    """Return everything a shipped profile's YAML holds: its configuration and its ``runs`` list."""
     if name not in PROFILES:
         raise TausynthError(f"unknown profile {name!r} (allowed: {', '.join(PROFILES)})")
     text = resources.files("tausynth.profiles").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
     data = _read_yaml(text, f"profile {name}")
     data.setdefault("profile", name)
+    return data
+
+
+def profile_dict(name: str) -> dict[str, Any]:
+    """Return the raw configuration mapping of a shipped profile (without its ``runs`` list)."""
+    data = profile_source(name)
+    data.pop(RUNS_KEY, None)
     return data
 
 
@@ -336,11 +348,16 @@ def load_profile(name: str, overrides: dict[str, Any] | None = None) -> Config:
 
 
 def load_config(path: str | Path) -> Config:
-    """Load a run configuration from YAML; a ``profile`` key selects the base profile."""
+    """Load a run configuration from YAML; a ``profile`` key selects the base profile.
+
+    A ``runs`` list in the file (a batch of book runs, see :mod:`tausynth.runlist`) is not
+    configuration and is ignored here.
+    """
     path = Path(path)
     if not path.is_file():
         raise TausynthError(f"{path}: config file not found")
     data = _read_yaml(path.read_text(encoding="utf-8"), str(path))
+    data.pop(RUNS_KEY, None)
     base = profile_dict(data["profile"]) if isinstance(data.get("profile"), str) else {}
     try:
         return from_dict(Config, merge_overrides(base, data))

@@ -119,3 +119,10 @@ def test_cpu_profiles_take_documented_shortcuts_and_paper_does_not() -> None:
     assert paper.cosine_t_max == 60 and demo.cosine_t_max >= 2  # T_max 1 would zero the LR every other epoch
     smoke = load_profile("smoke")
     assert smoke.training.max_epochs == 4 and smoke.model.hidden_size % smoke.model.num_heads == 0
+
+
+def test_a_run_list_is_not_configuration(tmp_path: Path) -> None:
+    # a user config may carry a run list for the book (tausynth.runlist reads it; Config does not)
+    path = tmp_path / "run.yaml"
+    path.write_text("profile: smoke\ntraining:\n  max_epochs: 3\nruns:\n  - {model: unet, loss: none}\n")
+    assert load_config(path) == load_profile("smoke", {"training": {"max_epochs": 3}})
