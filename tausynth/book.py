@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from tausynth import __version__
-from tausynth.config import dotted_overrides, load_profile
+from tausynth.config import load_profile
 from tausynth.errors import TausynthError
 from tausynth.io import atomic_write_text
+from tausynth.runlist import RunSpec as RunSpec  # re-exported: its home was this module
+from tausynth.runlist import load_runs
 
 BUILD = "_build"
 
@@ -55,67 +57,6 @@ class Chapter:
 
 
 @dataclass(frozen=True)
-class RunSpec:
-    """One training run of a profile's book: a (model, loss, normalisation, seed) variant."""
-
-    model: str
-    loss: str
-    normalisation: str = "standardize"
-    seed: int = 42
-    #: ``(dotted config key, value)`` pairs this run sets over the profile, e.g. a time bound
-    settings: tuple[tuple[str, Any], ...] = ()
-
-    @property
-    def overrides(self) -> dict[str, Any]:
-        """The run's settings as nested config overrides (empty for most runs)."""
-        return dotted_overrides(self.settings)
-
-    @property
-    def name(self) -> str:
-        """Run folder name, as :func:`tausynth.training.default_run_name` makes it."""
-        return f"{self.model}-{self.loss}-{self.normalisation}-s{self.seed}"
-
-    @property
-    def page(self) -> str:
-        """File stem of the run's page (no dots, so Sphinx sees one suffix)."""
-        return "train-" + self.name.replace(".", "")
-
-    @property
-    def title(self) -> str:
-        """Table-of-contents title."""
-        models = {"unet": "U-Net", "unetr": "UNETR", "swinunetr": "SwinUNETR", "pix2pix": "Pix2Pix",
-                  "cyclegan": "CycleGAN"}
-        losses = {"none": "no perceptual loss", "2d": "2D perceptual", "2.5d": "2.5D perceptual",
-                  "cyclic": "cyclic 2.5D perceptual", "3d": "3D perceptual"}
-        norm = "" if self.normalisation == "standardize" else ", min–max"
-        return f"{models.get(self.model, self.model)}, {losses.get(self.loss, self.loss)}{norm}"
-
-
-#: The training runs of each profile's book (each one executes ``book/train.ipynb`` once).
-BOOK_RUNS: dict[str, tuple[RunSpec, ...]] = {
-    "smoke": (RunSpec("unet", "cyclic"), RunSpec("unet", "none")),
-    "demo": (
-        # E1: the U-Net loss ablation
-        RunSpec("unet", "none"), RunSpec("unet", "2d"), RunSpec("unet", "2.5d"), RunSpec("unet", "3d"),
-        RunSpec("unet", "cyclic"),
-        # the other U-Net-family models with the paper's loss
-        # UNETR: feature size 8 (2x faster here than the profile's 12, which SwinUNETR needs).
-        # SwinUNETR: output bias started at the training PET's mean (beyond the paper): from 0 it spent
-        # ~12 of its 15 epochs reaching the background level (SSIM 0.72 vs 0.79, measured); the U-Net
-        # did worse with it (0.75 vs 0.77), so only this run sets it
-        RunSpec("unetr", "cyclic", settings=(("model.feature_size", 8),)),
-        RunSpec("swinunetr", "cyclic", settings=(("training.init_output_bias", True),)),
-        # E2: the GANs with and without the cyclic loss
-        RunSpec("pix2pix", "none"), RunSpec("pix2pix", "cyclic"),
-        RunSpec("cyclegan", "none"), RunSpec("cyclegan", "cyclic"),
-        # E3: by-manufacturer standardization against min-max
-        RunSpec("unet", "cyclic", "minmax"),
-    ),
-}
-BOOK_RUNS["paper"] = tuple(RunSpec(r.model, r.loss, r.normalisation, r.seed) for r in BOOK_RUNS["demo"])
-
-
-@dataclass(frozen=True)
 class ChapterResult:
     """What happened to one chapter during ``book run``."""
 
@@ -130,8 +71,14 @@ def cohort_dir(root: Path, profile: str) -> Path:
     return root / "data" / profile / "cohort"
 
 
-def chapters_for(profile: str, root: Path, manifest: str | None = None) -> list[Chapter]:
-    """The chapters of the book, in dependency order, with their parameters for ``profile``."""
+def chapters_for(
+    profile: str, root: Path, manifest: str | None = None, runs: str | Path | None = None,
+) -> list[Chapter]:
+    """The chapters of the book, in dependency order, with their parameters for ``profile``.
+
+    One training page per run of the profile's run list (:func:`tausynth.runlist.load_runs`), or of
+    the YAML file ``runs`` when given.
+    """
     # Relative to the root (the chapters run there), so rendered pages show no machine-specific paths.
     data = str(Path(manifest).resolve()) if manifest else str(cohort_dir(root, profile).relative_to(root) / "manifest.csv")
     common = {"profile": profile, "manifest": data}
@@ -143,10 +90,11 @@ def chapters_for(profile: str, root: Path, manifest: str | None = None) -> list[
     ]
     if (root / "book" / "loss.ipynb").is_file():
         chapters.append(Chapter("loss", "book/loss.ipynb", {"profile": profile}, exclusive=True))
-    runs = []
-    for spec in BOOK_RUNS[profile]:
+    specs = load_runs(profile, runs)
+    run_dirs = []
+    for spec in specs:
         run_dir = (Path("runs") / profile / spec.name).as_posix()
-        runs.append(run_dir)
+        run_dirs.append(run_dir)
         chapters.append(Chapter(
             spec.page, "book/train.ipynb",
             {"profile": profile, "model": spec.model, "loss": spec.loss, "normalisation": spec.normalisation,
@@ -154,10 +102,10 @@ def chapters_for(profile: str, root: Path, manifest: str | None = None) -> list[
              **({"settings": spec.overrides} if spec.settings else {})},
             depends=("data",), output=f"runs/{spec.page}.ipynb", title=spec.title,
         ))
-    run_pages = tuple(spec.page for spec in BOOK_RUNS[profile])
+    run_pages = tuple(spec.page for spec in specs)
     for name in ("roi", "results"):
         if (root / "book" / f"{name}.ipynb").is_file():
-            chapters.append(Chapter(name, f"book/{name}.ipynb", {"profile": profile, "runs": runs, **real},
+            chapters.append(Chapter(name, f"book/{name}.ipynb", {"profile": profile, "runs": run_dirs, **real},
                                     depends=("data", *run_pages)))
     return chapters
 
@@ -220,6 +168,7 @@ def run_book(
     manifest: str | None = None,
     log: Callable[[str], None] | None = None,
     jobs: int = 1,
+    runs: str | Path | None = None,
 ) -> list[ChapterResult]:
     """Execute the book's chapters with papermill.
 
@@ -243,6 +192,9 @@ def run_book(
         as soon as the chapters it depends on are done; the CPU cores are shared out between them
         (``OMP_NUM_THREADS``, unless already set). Small 3D networks use two cores poorly, so two
         runs side by side finish sooner than one after the other.
+    runs : path, optional
+        A YAML file whose ``runs`` list replaces the profile's (see :mod:`tausynth.runlist`): one
+        training page per run. Its runs are part of the chapters' parameters, hence of their cache keys.
 
     Raises
     ------
@@ -258,13 +210,14 @@ def run_book(
         raise TausynthError(f"jobs: expected a positive integer, got {jobs!r}")
     root = Path(root).resolve()
     load_profile(profile)  # validates the name
+    runs = str(Path(runs).resolve()) if runs is not None else None
+    chapters = chapters_for(profile, root, manifest, runs)  # checks the run list before any work
     executed = root / BUILD / "executed"
     logs = root / BUILD / "logs"
     executed.mkdir(parents=True, exist_ok=True)
     logs.mkdir(parents=True, exist_ok=True)
     if manifest is None:
         ensure_cohort(root, profile, log)
-    chapters = chapters_for(profile, root, manifest)
     names = [c.name for c in chapters]
     if only is not None and only not in names:
         raise TausynthError(f"unknown chapter {only!r} (chapters: {', '.join(names)})")
@@ -291,14 +244,14 @@ def run_book(
             record["jobs"] = jobs
             _write_run_log(root, record)
     if jobs > 1 and len(todo) > 1:
-        _run_parallel(todo, profile, root, manifest, force, jobs, results, log)
+        _run_parallel(todo, profile, root, manifest, force, jobs, results, log, runs)
     else:
         for chapter in todo:
             results[chapter.name] = _execute(papermill, chapter, keys[chapter.name], root, log)
-            _record_chapter(root, profile, manifest, chapter, "executed", results[chapter.name].seconds)
+            _record_chapter(root, profile, manifest, runs, chapter, "executed", results[chapter.name].seconds)
     for result in results.values():
         if result.status == "cached":
-            _record_chapter(root, profile, manifest, next(c for c in chapters if c.name == result.name),
+            _record_chapter(root, profile, manifest, runs, next(c for c in chapters if c.name == result.name),
                             "cached", None)
     return [results[n] for n in names if n in results]
 
@@ -345,7 +298,7 @@ def _threads_per_job(jobs: int) -> int:
 
 def _run_parallel(
     todo: list[Chapter], profile: str, root: Path, manifest: str | None, force: bool, jobs: int,
-    results: dict[str, ChapterResult], log: Callable[[str], None],
+    results: dict[str, ChapterResult], log: Callable[[str], None], runs: str | None = None,
 ) -> None:
     """Execute ``todo`` with up to ``jobs`` child processes, each chapter after its dependencies.
 
@@ -358,6 +311,7 @@ def _run_parallel(
         console = root / BUILD / "logs" / f"{chapter.name}.console.log"
         cmd = [sys.executable, "-m", "tausynth", "book", "run", "--profile", profile, "--only", chapter.name]
         cmd += ["--manifest", manifest] if manifest else []
+        cmd += ["--runs", runs] if runs else []
         cmd += ["--force"] if force else []
         with console.open("wb") as fh:
             proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=fh, stderr=subprocess.STDOUT)
@@ -442,11 +396,12 @@ def _run_log_lock(root: Path) -> Iterator[None]:
 
 
 def _record_chapter(
-    root: Path, profile: str, manifest: str | None, chapter: Chapter, status: str, seconds: float | None,
+    root: Path, profile: str, manifest: str | None, runs: str | None, chapter: Chapter, status: str,
+    seconds: float | None,
 ) -> None:
     with _run_log_lock(root):
         record = read_run_log(root)
-        record.update(profile=profile, manifest=manifest, data=manifest or f"synthetic cohort ({cohort_dir(root, profile).relative_to(root)})")
+        record.update(profile=profile, manifest=manifest, runs=runs, data=manifest or f"synthetic cohort ({cohort_dir(root, profile).relative_to(root)})")
         previous = record["chapters"].get(chapter.name, {})
         entry = {"notebook": chapter.notebook, "parameters": chapter.parameters, "status": status}
         if seconds is None:  # cached: keep the timing of the execution that produced the output
@@ -532,6 +487,7 @@ def provenance_markdown(root: str | Path = ".") -> str:
     out = ["\n## This build\n", _md_table(["", ""], [
         ["profile", f"`{profile}`"],
         ["data", record.get("data", "?")],
+        ["training runs", f"listed in `{record['runs']}`" if record.get("runs") else f"the `{profile}` profile's"],
         ["commit", _git_commit(root)],
         ["built", time.strftime("%Y-%m-%d %H:%M %Z")],
         ["chapters executed at a time", str(record.get("jobs", 1))],
@@ -610,7 +566,8 @@ def stage_sources(root: str | Path = ".") -> Path:
     executed = root / BUILD / "executed"
     record = read_run_log(root)
     profile = record.get("profile")
-    runs = [c for c in chapters_for(profile, root, record.get("manifest")) if c.output.startswith("runs/")] \
+    runs = [c for c in chapters_for(profile, root, record.get("manifest"), record.get("runs"))
+            if c.output.startswith("runs/")] \
         if profile else []
     missing = []
     for rel in toc_files(root / "_toc.yml"):

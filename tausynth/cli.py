@@ -76,7 +76,8 @@ def _cmd_book(args: argparse.Namespace) -> int:
     from tausynth import book
 
     if args.book_command == "run":
-        book.run_book(args.profile, only=args.only, force=args.force, manifest=args.manifest, jobs=args.jobs)
+        book.run_book(args.profile, only=args.only, force=args.force, manifest=args.manifest, jobs=args.jobs,
+                      runs=args.runs)
     elif args.book_command == "build":
         index = book.build_book(warningiserror=not args.allow_warnings)
         print(f"book: {index}")
@@ -101,6 +102,8 @@ def _add_book(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--only", metavar="CHAPTER", help="execute this chapter only")
     run.add_argument("--force", action="store_true", help="re-execute even unchanged chapters")
     run.add_argument("--manifest", help="run on this data manifest instead of the synthetic cohort")
+    run.add_argument("--runs", metavar="FILE.yaml",
+                     help="train the runs listed under 'runs:' in this YAML instead of the profile's")
     run.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
                      help="execute up to N independent chapters at a time, sharing the CPU cores (default: 1)")
     build = bsub.add_parser("build", help="render _build/html with Jupyter Book from the executed chapters")

@@ -14,6 +14,7 @@ import pytest
 from tausynth import book
 from tausynth.cli import main
 from tausynth.errors import TausynthError
+from tausynth.runlist import load_runs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,7 +70,7 @@ def test_killed_run_resumes_then_caches_then_builds(book_root: Path) -> None:
     assert [n for n, st in status.items() if st == "cached"] == ["data", "suvr", "loss"]
     assert all(st == "executed" for n, st in status.items() if n not in done)
     finished = [line.split()[0] for line in lines if " executed " in line]
-    runs = [spec.page for spec in book.BOOK_RUNS["smoke"]]
+    runs = [spec.page for spec in load_runs("smoke")]
     assert sorted(finished[:2]) == sorted(runs) and sorted(finished[2:]) == ["results", "roi"], lines
     record = book.read_run_log(book_root)
     assert record["jobs"] == 2 and all(record["chapters"][n]["status"] == "executed" for n in finished)
@@ -153,23 +154,30 @@ def test_cache_key_covers_notebook_parameters_and_dependencies(
     nb.write_text(nb.read_text().replace("# SUVR", "# SUVR (edited)", 1))
     assert [n for n, st in run().items() if st == "executed"] == ["suvr"]
 
-    # changing one training run's parameter re-executes that run and what depends on it
-    cyclic, none = book.BOOK_RUNS["smoke"][:2]
-    monkeypatch.setitem(book.BOOK_RUNS, "smoke", (book.RunSpec(cyclic.model, cyclic.loss, seed=7), none))
-    again = run()
+    # a user's run list (book run --runs) that changes one run's seed re-executes that run and what
+    # depends on it; its notes are not part of any chapter's inputs
+    cyclic, none = load_runs("smoke")[:2]
+    runs = tmp_path / "my-runs.yaml"
+    runs.write_text("runs:\n  - {model: unet, loss: cyclic, seeds: [7]}\n  - {model: unet, loss: none}\n")
+    again = run(runs=runs)
     assert [n for n, st in again.items() if st == "executed"] == [
         "train-unet-cyclic-standardize-s7", "roi", "results"]
     assert again[none.page] == "cached"
+    assert book.read_run_log(tmp_path)["runs"] == str(runs)
+    runs.write_text(runs.read_text().replace("seeds: [7]", "seeds: [7], note: a seed of its own"))
+    assert set(run(runs=runs).values()) == {"cached"}
+    # back to the profile's list: the run with the profile's seed was executed before, so it is cached
+    assert run()[cyclic.page] == "cached"
 
     # the data chapter is upstream of every run
     nb = tmp_path / "book" / "data.ipynb"
     nb.write_text(nb.read_text().replace("# Data:", "# Data (edited):", 1))
-    after = run()
+    after = run(runs=runs)
     assert {n for n, st in after.items() if st == "cached"} == {"suvr", "loss"}
 
 
 def test_demo_runs_cover_every_model_and_both_ablations(tmp_path: Path) -> None:
-    runs = book.BOOK_RUNS["demo"]
+    runs = load_runs("demo")
     assert {r.model for r in runs} == {"unet", "unetr", "swinunetr", "pix2pix", "cyclegan"}
     unet = {r.loss for r in runs if r.model == "unet" and r.normalisation == "standardize"}
     assert unet == {"none", "2d", "2.5d", "3d", "cyclic"}
@@ -186,7 +194,7 @@ def test_demo_runs_cover_every_model_and_both_ablations(tmp_path: Path) -> None:
     swin = next(r for r in runs if r.model == "swinunetr")
     assert chapters[swin.page].parameters["settings"] == {"training": {"init_output_bias": True}}
     # the paper profile trains every run in full: no time bounds
-    assert all(not r.settings for r in book.BOOK_RUNS["paper"])
+    assert all(not r.settings for r in load_runs("paper"))
 
 
 @pytest.mark.slow
@@ -226,6 +234,19 @@ def test_cli_reports_unknown_profile_without_traceback(capsys: pytest.CaptureFix
     assert "invalid choice" in capsys.readouterr().err
 
 
+def test_cli_book_run_checks_a_users_run_list_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    runs = tmp_path / "runs.yaml"
+    runs.write_text("runs:\n  - {model: unet, loss: none}\n  - {model: unett, loss: none}\n")
+    assert main(["book", "run", "--profile", "smoke", "--runs", str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"tausynth book: error: {runs}: runs[1].model: 'unett' is not one of " \
+                  "'unet', 'unetr', 'swinunetr', 'pix2pix', 'cyclegan'\n"
+    assert not (tmp_path / "data").exists() and not (tmp_path / "_build").exists()
+
+
 class _FakeChild:
     """Stands in for a ``tausynth book run --only`` process: it finishes after a few polls."""
 
@@ -236,6 +257,7 @@ class _FakeChild:
 
     def __init__(self, cmd: list[str], **kwargs: object) -> None:
         self.name = cmd[cmd.index("--only") + 1]
+        self.cmd = cmd
         self.threads = dict(kwargs["env"])["OMP_NUM_THREADS"]  # type: ignore[arg-type]
         self.polls = 2
         self.returncode: int | None = None
@@ -270,7 +292,7 @@ def test_parallel_scheduler_respects_dependencies_jobs_and_exclusive_chapters(
     (tmp_path / "_build" / "logs").mkdir(parents=True)
     _FakeChild.log, _FakeChild.instances, _FakeChild.alive, _FakeChild.fail = [], [], set(), set()
     results: dict[str, book.ChapterResult] = {}
-    book._run_parallel(chapters, "smoke", tmp_path, None, False, 2, results, lambda s: None)
+    book._run_parallel(chapters, "smoke", tmp_path, None, False, 2, results, lambda s: None, runs="/x/runs.yaml")
     events = _FakeChild.log
     order = [name for ev, name, _ in events if ev == "start"]
     assert order[0] == "loss"  # the exclusive chapter first, alone
@@ -282,6 +304,8 @@ def test_parallel_scheduler_respects_dependencies_jobs_and_exclusive_chapters(
     threads = {c.name: c.threads for c in _FakeChild.instances}
     assert threads["loss"] == "4" and {threads[n] for n in threads if n != "loss"} == {"2"}
     assert set(results) == {c.name for c in chapters}
+    # every child gets the user's run list, so that its chapters are the same
+    assert all(c.cmd[c.cmd.index("--runs") + 1] == "/x/runs.yaml" for c in _FakeChild.instances)
 
     # a failure: the running chapter finishes, nothing new starts, the error names the chapter
     _FakeChild.log, _FakeChild.alive, _FakeChild.fail = [], set(), {"data"}

@@ -39,6 +39,12 @@ def test_run_list_lives_in_the_profile_yaml_not_in_its_config() -> None:
         assert isinstance(profile_source(name)["runs"], list) and "runs" not in profile_dict(name)
 
 
+def test_the_book_module_still_exports_runspec() -> None:
+    from tausynth import book
+
+    assert book.RunSpec is RunSpec
+
+
 def test_defaults_come_from_the_profile_and_seeds_expand() -> None:
     data = {"runs": [{"model": "unet", "loss": "cyclic"},
                      {"model": "pix2pix", "loss": "2.5d", "normalisation": "minmax", "seeds": [1, 2, 3],
