@@ -89,7 +89,8 @@ def chapters_for(
         Chapter("suvr", "book/suvr.ipynb", {"profile": profile, **real}),
     ]
     if (root / "book" / "loss.ipynb").is_file():
-        chapters.append(Chapter("loss", "book/loss.ipynb", {"profile": profile}, exclusive=True))
+        # the loss chapter calibrates and pretrains feature networks on the cohort's training split
+        chapters.append(Chapter("loss", "book/loss.ipynb", dict(common), depends=("data",), exclusive=True))
     specs = load_runs(profile, runs)
     run_dirs = []
     for spec in specs:

@@ -90,7 +90,15 @@ class LossConfig:
     beta: float = 1.0
     gamma: float = 0.5
     ssim_data_range: float = 2.0
+    # "auto", "imagenet" (2D) / "medicalnet" (3D), "calibrated", "indomain" (2D), "random" or a path;
+    # see tausynth.training.features
     weights: str = "auto"
+    # objective of the "indomain" VGG16 pretraining: "denoise" (self-supervised) or "labels" (atlas labels)
+    indomain_objective: str = "denoise"
+    indomain_steps: int = 300  # optimizer steps of that pretraining (batches of 32 slices)
+    # offline networks ("calibrated", "indomain"): scale the term so that, for the mean training image,
+    # gamma * perceptual = alpha * MSE (an untrained network's feature scale is arbitrary; see the loss chapter)
+    balance_perceptual: bool = True
     per_sample_scaling: bool = False
     imagenet_norm: bool = False
     skip_empty_slices: bool = False
@@ -186,6 +194,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "model.name": MODELS,
     "loss.perceptual": PERCEPTUAL_MODES,
     "loss.plane": PLANES,
+    "loss.indomain_objective": ("denoise", "labels"),
     "model.gan_mode": ("lsgan", "bce"),
     "model.d_norm": ("instance", "batch"),
     "training.amp_dtype": ("bfloat16", "float16"),

@@ -17,7 +17,7 @@ from tausynth.cli import main
 from tausynth.config import dump_config, load_profile
 from tausynth.training import load_checkpoint, prepare_run_dir, save_checkpoint
 
-pytestmark = pytest.mark.filterwarnings("ignore:VGG16 imagenet weights not found")
+pytestmark = pytest.mark.filterwarnings("ignore::tausynth.losses.PretrainedWeightsUnavailableWarning")
 
 
 def one_error_line(capsys: pytest.CaptureFixture[str], command: str) -> str:

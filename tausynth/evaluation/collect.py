@@ -395,8 +395,26 @@ def collect_runs(
                      "epochs_done": prov.get("epochs_done"), "max_epochs": schedule.get("max_epochs"),
                      "steps_done": prov.get("steps_done"), "stop_reason": prov.get("stop_reason"),
                      "perceptual_weights": prov.get("perceptual_weights"),
+                     **perceptual_shares(path),
                      "n_subjects": int(ev.per_subject["subject_id"].nunique()), **source})
     return Collection(**{k: _concat(v) for k, v in parts.items()}, runs=pd.DataFrame(runs))
+
+
+def perceptual_shares(run_dir: PathLike) -> dict[str, float]:
+    """The perceptual term's share of the training loss at the run's first and last epoch, and its minimum.
+
+    Keys ``perceptual_share_first``, ``perceptual_share_last``, ``perceptual_share_min``; NaN when
+    ``metrics.csv`` has no ``train_share_perceptual`` column (a run trained before it was recorded).
+    """
+    path = Path(run_dir) / "metrics.csv"
+    keys = ("perceptual_share_first", "perceptual_share_last", "perceptual_share_min")
+    if not path.is_file():
+        return dict.fromkeys(keys, math.nan)
+    m = pd.read_csv(path)
+    if "train_share_perceptual" not in m or m.empty:
+        return dict.fromkeys(keys, math.nan)
+    share = m.sort_values("epoch")["train_share_perceptual"].astype(float)
+    return dict(zip(keys, (float(share.iloc[0]), float(share.iloc[-1]), float(share.min())), strict=True))
 
 
 def collect_baselines(

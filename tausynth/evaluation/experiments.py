@@ -346,13 +346,36 @@ def limitations(collection: Collection, alpha: float = ALPHA, baselines: pd.Data
             notes.append("Every run beats both trivial baselines on mean SSIM.")
     if "perceptual_weights" in runs and (runs["perceptual_weights"] == "random").any():
         k = int((runs["perceptual_weights"] == "random").sum())
-        notes.append(f"{k} run(s) used a seeded *random* VGG16 for the perceptual loss because the ImageNet weights "
-                     f"were not available offline: their perceptual term is not the paper's.")
+        notes.append(f"{k} run(s) used a seeded, uncalibrated *random* feature network for the perceptual loss: "
+                     "its features are tiny, so the term is a vanishing part of the loss, not the paper's.")
+    notes.extend(_perceptual_share_notes(runs))
     roi = collection.roi
     if not roi.empty and "braak" in roi and roi["braak"].notna().all():
         notes.append("The data are the synthetic phantom cohort (its true Braak stages are known), not ADNI: "
                      "the verdicts test this code on this cohort, not the paper's numbers.")
     return notes
+
+
+PERCEPTUAL_SHARE_FLOOR = 0.01
+"""A run whose perceptual term stayed below this share of its training loss trained, in effect, without it."""
+
+
+def _perceptual_share_notes(runs: pd.DataFrame) -> list[str]:
+    """Which runs with a perceptual term kept it below :data:`PERCEPTUAL_SHARE_FLOOR` of the loss."""
+    if "perceptual_share_min" not in runs or "perceptual" not in runs:
+        return []
+    with_term = runs[(runs["perceptual"] != "none") & runs["perceptual_share_last"].notna()]
+    if with_term.empty:
+        return []
+    low = with_term[with_term["perceptual_share_last"] < PERCEPTUAL_SHARE_FLOOR]
+    span = (f"{100 * with_term['perceptual_share_last'].min():.1f}–{100 * with_term['perceptual_share_last'].max():.1f} %")
+    if low.empty:
+        return [f"The perceptual term is a real part of every run's loss: its weighted share of the training loss at the "
+                f"last epoch is {span} across the {len(with_term)} run(s) that have one (floor {100 * PERCEPTUAL_SHARE_FLOOR:g} %)."]
+    which = ", ".join(f"{r['run']} ({100 * r['perceptual_share_last']:.3g} %)" for _, r in low.iterrows())
+    return [f"**Flagged:** the perceptual term stayed below {100 * PERCEPTUAL_SHARE_FLOOR:g} % of the training loss in "
+            f"{which}: these runs trained, in effect, on MSE and SSIM alone, so comparing them with the no-perceptual "
+            "run tests nothing."]
 
 
 def pick_reference_run(runs: pd.DataFrame, requested: str = "") -> str:

@@ -79,6 +79,26 @@ class CombinedLoss(nn.Module):
         self.data_range = float(data_range)
         self.ssim = SeparableSSIMLoss(data_range=self.data_range)
 
+    def shares(self, terms: dict[str, float]) -> dict[str, float]:
+        """Each weighted term's share of the total: ``share_mse``, ``share_ssim``, ``share_perceptual``.
+
+        ``terms`` holds ``loss``, ``mse``, ``ssim_loss`` and ``perceptual`` (e.g. an epoch's means,
+        :meth:`LossComponents.as_floats`); the shares of means are what ``metrics.csv`` records.
+        The three shares add up to 1 (NaN when the total is 0).
+
+        Examples
+        --------
+        >>> CombinedLoss(perceptual="none").shares({"loss": 2.0, "mse": 1.0, "ssim_loss": 1.0, "perceptual": 0.0})
+        {'share_mse': 0.5, 'share_ssim': 0.5, 'share_perceptual': 0.0}
+        """
+        weighted = {
+            "share_mse": self.alpha * terms["mse"],
+            "share_ssim": self.beta * terms["ssim_loss"],
+            "share_perceptual": self.gamma * terms["perceptual"],
+        }
+        total = sum(weighted.values())
+        return {k: (v / total if total else float("nan")) for k, v in weighted.items()}
+
     @property
     def mode(self) -> str:
         """The perceptual mode."""

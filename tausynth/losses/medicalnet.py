@@ -172,4 +172,5 @@ class MedicalNetPerceptualLoss(nn.Module):
         with torch.no_grad():
             ft = _unit_channels(self._features(_zscore(target.detach(), self.eps)).to(pred.dtype))
         fp = _unit_channels(self._features(_zscore(pred, self.eps)).to(pred.dtype))
-        return ((fp - ft) ** 2).sum(dim=1).mean()
+        # a data-derived factor the network may carry (tausynth.training.features balances offline networks)
+        return getattr(self.features, "loss_scale", 1.0) * ((fp - ft) ** 2).sum(dim=1).mean()

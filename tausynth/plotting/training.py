@@ -17,6 +17,7 @@ __all__ = [
     "plot_losses",
     "plot_prediction_grid",
     "plot_schedule",
+    "plot_shares",
     "provenance_table",
     "schedule_table",
 ]
@@ -118,6 +119,53 @@ def plot_losses(metrics: pd.DataFrame) -> Figure:
     return fig
 
 
+SHARE_TERMS = {"share_mse": ("α·MSE", "#4c72b0"), "share_ssim": ("β·(1 − SSIM)", "#dd8452"),
+               "share_perceptual": ("γ·perceptual", "#c44e52")}
+
+
+def plot_shares(metrics: pd.DataFrame) -> Figure:
+    """Each weighted term's share of the training loss per epoch (stacked to 100 %), and the
+    perceptual share alone on a log axis with the 1 % and 5 % marks.
+
+    Parameters
+    ----------
+    metrics : DataFrame
+        ``metrics.csv`` of a run (the ``train_share_*`` columns).
+    """
+    x = metrics["epoch"] + 1
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.0))
+    _shade(left, metrics)
+    bottom = np.zeros(len(metrics))
+    for col, (label, colour) in SHARE_TERMS.items():
+        values = 100 * metrics[f"train_{col}"].fillna(0).to_numpy()
+        left.bar(x, values, bottom=bottom, color=colour, label=label, width=0.8)
+        bottom = bottom + values
+    left.set_ylim(0, 100)
+    left.set_ylabel("share of the training loss (%)")
+    left.set_xlabel("epoch")
+    left.set_title("Weighted terms of the training loss")
+    left.legend(fontsize=8, loc="lower left")
+    _shade(right, metrics)
+    perc = 100 * metrics["train_share_perceptual"].clip(lower=1e-6)
+    right.plot(x, perc, marker="o", markersize=3, color=SHARE_TERMS["share_perceptual"][1], label="train")
+    if "val_share_perceptual" in metrics:
+        right.plot(x, 100 * metrics["val_share_perceptual"].clip(lower=1e-6), "--", marker="o", markersize=3,
+                   color="tab:red", alpha=0.6, label="validation")
+    for level in (1, 5):
+        right.axhline(level, color="grey", linewidth=0.8, linestyle=":")
+        right.annotate(f"{level} %", (x.iloc[0], level), fontsize=7, color="grey", va="bottom")
+    right.set_yscale("log")
+    right.set_ylim(min(1e-3, float(perc.min()) / 2), 100)
+    right.set_ylabel("γ·perceptual / total (%)")
+    right.set_xlabel("epoch")
+    right.set_title("The perceptual term's share (log scale)")
+    right.legend(fontsize=8)
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    return fig
+
+
 def _shade(ax: Any, metrics: pd.DataFrame) -> None:
     for row in metrics.itertuples():
         ax.axvspan(row.epoch + 0.5, row.epoch + 1.5, color=PLANE_COLOURS[row.plane], alpha=0.12, linewidth=0)
@@ -177,6 +225,21 @@ def plot_prediction_grid(
     return fig
 
 
+def _features_line(record: Mapping[str, Any]) -> str | None:
+    """One line on the perceptual network: source, content hash, and how it was made."""
+    if not record.get("source"):
+        return None
+    parts = [f"{record['source']} (requested {record.get('requested')})", f"sha256 {str(record.get('sha256', ''))[:12]}"]
+    if "calibration_scales" in record:
+        parts.append(f"calibrated in {record.get('calibration_seconds')} s")
+    pre = record.get("pretraining") or {}
+    if pre:
+        cfg = pre.get("config", {})
+        parts.append(f"pretrained ({cfg.get('objective')}, {cfg.get('steps')} steps, {pre.get('seconds')} s"
+                     f"{', cached' if record.get('cached') else ''})")
+    return "; ".join(parts)
+
+
 def provenance_table(provenance: Mapping[str, Any]) -> pd.DataFrame:
     """The run's provenance as a two-column table (the main facts first)."""
     env = provenance.get("environment", {})
@@ -192,6 +255,7 @@ def provenance_table(provenance: Mapping[str, Any]) -> pd.DataFrame:
         ("model", f"{model.get('name')} ({model.get('kind')}, {model.get('parameters')} parameters, divisor {model.get('divisor')})"),
         ("loss / normalisation", f"{provenance.get('loss')} / {provenance.get('normalisation')}"),
         ("perceptual weights", provenance.get("perceptual_weights")),
+        ("perceptual features", _features_line(provenance.get("perceptual_features") or {})),
         ("seed", provenance.get("seed")),
         ("device / processes", f"{env.get('device')} / {provenance.get('world_size')}"),
         ("mixed precision", provenance.get("amp") or "off"),

@@ -32,8 +32,16 @@ from tausynth.training.distributed import DistContext, average_gradients
 __all__ = ["Engine", "build_loss"]
 
 
-def build_loss(cfg: Config, autocast_dtype: torch.dtype | None = None) -> CombinedLoss:
-    """The paper's total loss from the ``loss`` section of ``cfg``."""
+def build_loss(
+    cfg: Config, autocast_dtype: torch.dtype | None = None, features: nn.Module | None = None
+) -> CombinedLoss:
+    """The paper's total loss from the ``loss`` section of ``cfg``.
+
+    ``features`` is the run's frozen perceptual network
+    (:func:`tausynth.training.features.build_perceptual_features`); without it, ``loss.weights``
+    must name weights that need no data (``"imagenet"``, ``"medicalnet"``, ``"random"``, ``"auto"``
+    without calibration, or a path).
+    """
     lc = cfg.loss
     options: dict[str, Any] = {}
     if lc.perceptual in ("2d", "2.5d", "cyclic"):
@@ -50,6 +58,9 @@ def build_loss(cfg: Config, autocast_dtype: torch.dtype | None = None) -> Combin
             options["max_slices_per_chunk"] = lc.max_slices_per_chunk
     elif lc.perceptual == "3d":
         options = {"weights": "auto" if lc.weights in ("auto", "imagenet") else lc.weights, "autocast_dtype": autocast_dtype}
+    if features is not None and lc.perceptual != "none":
+        options.pop("weights", None)
+        options["features"] = features
     return CombinedLoss(lc.alpha, lc.beta, lc.gamma, perceptual=lc.perceptual, data_range=lc.ssim_data_range, **options)
 
 

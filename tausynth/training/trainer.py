@@ -48,6 +48,7 @@ from tausynth.training.distributed import (
     init_distributed,
 )
 from tausynth.training.engine import Engine, build_loss
+from tausynth.training.features import build_perceptual_features
 from tausynth.training.logging import MetricsLog, progress_bar, tensorboard_writer
 from tausynth.training.run import (
     RunPaths,
@@ -234,7 +235,8 @@ def train(
 
     seed_everything(t.seed)
     model = build(cfg.model.name, cfg).to(device)
-    loss_fn = build_loss(cfg, amp_dtype).to(device)
+    feature_source = build_perceptual_features(cfg, frame, normaliser, root=root, log=log if ctx.is_main else _quiet)
+    loss_fn = build_loss(cfg, amp_dtype, feature_source.features).to(device)
     engine = Engine(model, loss_fn, cfg, device, ctx, amp_dtype)
     schedule = PaperSchedule(t.max_epochs, t.cycle_duration, t.cycle_factor, t.patience)
     cache_dir = Path(runs_root) / ".cache" if cfg.data.cache == "disk" else None
@@ -269,6 +271,7 @@ def train(
         "world_size": ctx.world_size,
         "amp": None if amp_dtype is None else str(amp_dtype).replace("torch.", ""),
         "perceptual_weights": loss_fn.weights_source,
+        "perceptual_features": feature_source.record,
         "data": {
             "manifest": str(manifest_path),
             "manifest_sha256": file_sha256(manifest_path),
@@ -395,7 +398,9 @@ def train(
                     "steps": state.steps - steps_before,
                     "samples": int(train_n),
                     **{f"train_{k}": v for k, v in train_terms.items()},
+                    **{f"train_{k}": v for k, v in loss_fn.shares(train_terms).items()},
                     **{f"val_{k}": v for k, v in val_terms.items()},
+                    **{f"val_{k}": v for k, v in loss_fn.shares(val_terms).items()},
                     "best_val": state.best_val,
                     "improved": decision.improved,
                     "patience_counter": state.patience_counter,
@@ -442,6 +447,10 @@ def train(
         finish(status)
         log(summary)
     return TrainResult(run_dir, state, seconds, epochs_this_call, resumed, summary, provenance)
+
+
+def _quiet(_line: str) -> None:
+    """Log sink of the ranks other than 0."""
 
 
 def init_output_bias(model: torch.nn.Module, dataset: Any) -> float:

@@ -14,7 +14,7 @@ from tausynth.training.data import PetNormaliser
 from tausynth.training.distributed import DistContext
 from tausynth.training.engine import Engine, build_loss
 
-pytestmark = pytest.mark.filterwarnings("ignore:VGG16 imagenet weights not found")
+pytestmark = pytest.mark.filterwarnings("ignore::tausynth.losses.PretrainedWeightsUnavailableWarning")
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ SECTIONS = {
     "loss": {"perceptual": "none"},
     "training": {"max_epochs": 4, "batch_size": 1, "batches_per_epoch": 2},
 }
-pytestmark = pytest.mark.filterwarnings("ignore:VGG16 imagenet weights not found")
+pytestmark = pytest.mark.filterwarnings("ignore::tausynth.losses.PretrainedWeightsUnavailableWarning")
 
 
 def config(**extra: dict) -> Config:

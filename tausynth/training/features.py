@@ -1,0 +1,336 @@
+"""The perceptual network of a run: which weights, made from which data, and their record.
+
+``loss.weights`` picks the feature source of the 2D (VGG16 relu4_3) and 3D (MedicalNet ResNet-10)
+terms. Nothing is ever downloaded:
+
+``"imagenet"`` / ``"medicalnet"``
+    The published weights, from the torch hub cache (an error when absent).
+``"calibrated"``
+    The seeded random network, each convolution scaled to unit output variance on the training
+    split (:func:`~tausynth.losses.calibration.calibrate_unit_variance`): features of order one.
+    With ``loss.balance_perceptual`` (default) one more factor makes the term as large as the MSE
+    term for the "average brain": on training subjects, ``γ·L_perc(mean image, x)`` equals
+    ``α·MSE(mean image, x)`` in the run's normalised space (:func:`balance_factor`).
+``"indomain"`` (2D only)
+    VGG16 pretrained on the training split's slices (:mod:`tausynth.losses.indomain`), then
+    calibrated and balanced the same way; cached under ``<root>/data/<profile>/features`` keyed by the slices' content and
+    the pretraining settings, and shared by every run that trains on the same split.
+``"random"``
+    The seeded default initialisation as it is: tiny relu4_3 features, a perceptual term of ~1e-5
+    (kept to show that collapse).
+``"auto"``
+    The published weights when cached, else :data:`OFFLINE_DEFAULT` with one visible warning.
+A path
+    A state dict file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from tausynth import __version__
+from tausynth.config import Config
+from tausynth.data.dataset import build_dataset
+from tausynth.errors import TausynthError
+from tausynth.io import atomic_write_bytes
+from tausynth.losses._weights import read_state_dict, warn_once
+from tausynth.losses.calibration import calibrate_unit_variance, conv_layers
+from tausynth.losses.indomain import PretrainConfig, pretrain_vgg16
+from tausynth.losses.medicalnet import medicalnet_cache_path, resnet10_medicalnet
+from tausynth.losses.perceptual import vgg16_cache_path, vgg16_relu4_3
+from tausynth.losses.slices import plane_slices
+from tausynth.training.data import PetNormaliser
+
+__all__ = ["FEATURE_SOURCES", "OFFLINE_DEFAULT", "FeatureSource", "build_perceptual_features", "state_sha256"]
+
+FEATURE_SOURCES: dict[str, tuple[str, ...]] = {
+    "2d": ("auto", "imagenet", "calibrated", "indomain", "random"),
+    "3d": ("auto", "medicalnet", "calibrated", "random"),
+}
+"""Named ``loss.weights`` values per kind of perceptual term (a state-dict path is also accepted)."""
+
+OFFLINE_DEFAULT = "calibrated"
+"""What ``"auto"`` uses when the published weights are not cached. Chosen by measurement (loss
+chapter): on the demo cohort the calibrated random VGG16 separates the mean image from a blurred
+copy of the target 9x more than the in-domain network does (2x), costs seconds instead of minutes,
+and needs no labels."""
+
+CALIBRATION_SLICES = 48
+"""Slices per plane the 2D calibration uses (evenly spaced over the training split)."""
+
+CALIBRATION_VOLUMES = 8
+"""Training volumes the 3D calibration and the balance use."""
+
+
+@dataclass
+class FeatureSource:
+    """A run's frozen perceptual network (``None`` without a perceptual term) and its provenance."""
+
+    features: nn.Module | None
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def state_sha256(module: nn.Module) -> str:
+    """SHA-256 of a module's state dict (names, shapes, float32 bytes), for provenance."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(tensor.shape)).encode())
+        h.update(tensor.detach().float().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _kind(mode: str) -> str:
+    return "3d" if mode == "3d" else "2d"
+
+
+def _check_weights(mode: str, weights: str) -> None:
+    allowed = FEATURE_SOURCES[_kind(mode)]
+    if weights in allowed:
+        return
+    looks_named = weights in {w for ws in FEATURE_SOURCES.values() for w in ws} or not Path(weights).suffix
+    if looks_named and not Path(weights).exists():
+        raise TausynthError(
+            f"config field 'loss.weights': {weights!r} does not apply to loss.perceptual {mode!r} "
+            f"(allowed: {', '.join(map(repr, allowed))}, or a state-dict path)"
+        )
+
+
+def _resolve_auto(mode: str) -> str:
+    if mode == "3d":
+        name, cached = "medicalnet", medicalnet_cache_path()
+    else:
+        name, cached = "imagenet", vgg16_cache_path()
+    if cached.is_file():
+        return name
+    warn_once(
+        f"auto:{mode}",
+        f"{'MedicalNet' if mode == '3d' else 'ImageNet VGG16'} weights are not in the torch hub cache; "
+        f"the perceptual term uses {OFFLINE_DEFAULT!r} features (a seeded random network scaled to "
+        "unit activation variance on the training split) instead",
+    )
+    return OFFLINE_DEFAULT
+
+
+def _training_volumes(
+    frame: pd.DataFrame, *, labels: bool, transform: Callable[..., Any] | None = None
+) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+    """The training split's PET volumes (SUVR, or ``transform``-ed; no padding), and their labels."""
+    ds = build_dataset(frame, "train", augment=False, cache="none", pet_transform=transform, spatial_divisor=1,
+                       include_labels=True if labels else None)
+    samples = [ds[i] for i in range(len(ds))]
+    vols = [s["pet"] for s in samples]
+    labs = [s["labels"] for s in samples] if labels else None
+    return vols, labs
+
+
+def _calibration_batches(slices: dict[str, tuple[torch.Tensor, Any]]) -> list[torch.Tensor]:
+    out = []
+    for images, _ in slices.values():
+        pick = torch.linspace(0, images.shape[0] - 1, min(CALIBRATION_SLICES, images.shape[0])).long()
+        out.append(images[pick].expand(-1, 3, -1, -1).contiguous())
+    return out
+
+
+def _calibrate(net: nn.Module, batches: list[torch.Tensor]) -> tuple[list[float], float]:
+    start = time.perf_counter()
+    # bf16 where the CPU has it: the scales are ratios of standard deviations, robust to its rounding
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scales = calibrate_unit_variance(net, batches)
+    return [round(s, 6) for s in scales], time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An advisory lock that dies with its holder: two runs never pretrain the same network at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _slices_key(slices: dict[str, tuple[torch.Tensor, torch.Tensor | None]], pre: PretrainConfig) -> str:
+    h = hashlib.sha256(f"indomain-v1|{__version__}|{pre}".encode())
+    for plane, (images, labels) in slices.items():
+        h.update(plane.encode())
+        h.update(images.numpy().tobytes())
+        if labels is not None:
+            h.update(labels.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _indomain(frame: pd.DataFrame, pre: PretrainConfig, cache_dir: Path, log: Callable[[str], None]) -> FeatureSource:
+    vols, labs = _training_volumes(frame, labels=pre.objective == "labels")
+    slices = plane_slices(vols, labels=labs)
+    key = _slices_key(slices, pre)
+    path = cache_dir / f"vgg16-indomain-{pre.objective}-{key}.pt"
+    record: dict[str, Any] = {"source": "indomain", "cache_file": path.name, "cache_key": key}
+    net = vgg16_relu4_3("random", seed=pre.seed)
+    with _file_lock(cache_dir / ".lock"):
+        if path.is_file():
+            net.load_state_dict(read_state_dict(path))
+            meta_path = path.with_suffix(".json")
+            record["pretraining"] = _read_json(meta_path)
+            record["cached"] = True
+        else:
+            log(f"pretraining an in-domain VGG16 ({pre.objective}) on {sum(s[0].shape[0] for s in slices.values())} training slices")
+            result = pretrain_vgg16(slices, pre, log=log)
+            net = result.features
+            scales, seconds = _calibrate(net, _calibration_batches(slices))
+            meta = {**result.record(), "calibration_scales": scales, "calibration_seconds": round(seconds, 1)}
+            buf = io.BytesIO()
+            torch.save(net.state_dict(), buf)
+            _write_json(path.with_suffix(".json"), meta)
+            atomic_write_bytes(path, buf.getvalue())
+            record["pretraining"] = meta
+            record["cached"] = False
+    net.weights_source = f"indomain-{pre.objective}"
+    net.requires_grad_(False)
+    return FeatureSource(net.eval(), record)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    import json
+
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    import json
+
+    from tausynth.io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+
+
+def _calibrated_3d(vols: list[torch.Tensor], seed: int) -> FeatureSource:
+    from tausynth.losses.medicalnet import _zscore
+
+    net = resnet10_medicalnet("random", seed=seed)
+    pick = torch.linspace(0, len(vols) - 1, min(CALIBRATION_VOLUMES, len(vols))).long().tolist()
+    batch = _zscore(torch.stack([vols[i] for i in pick]), 1e-8)
+    start = time.perf_counter()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scales = calibrate_unit_variance(net, [batch])
+    net.weights_source = "calibrated"
+    record = {"source": "calibrated", "calibration_scales": [round(s, 6) for s in scales],
+              "calibration_volumes": len(pick), "calibration_seconds": round(time.perf_counter() - start, 1)}
+    return FeatureSource(net, record)
+
+
+@torch.no_grad()
+def balance_factor(features: nn.Module, mode: str, volumes: list[torch.Tensor], alpha: float, gamma: float) -> dict[str, float]:
+    """Loss factor ``f`` with ``γ·f·L_perc(M, x) = α·MSE(M, x)`` summed over ``volumes``, ``M`` their mean.
+
+    ``volumes`` are normalised training PETs on one grid; ``L_perc`` is the 2.5D term (the mean of
+    the three planes' Algorithm 1) for the 2D network, the MedicalNet term for ``mode="3d"``.
+    """
+    from tausynth.losses.perceptual import PerceptualLoss
+
+    term = PerceptualLoss("3d" if mode == "3d" else "2.5d", features=features)
+    mean = torch.stack(volumes).mean(0)[None]
+    pick = torch.linspace(0, len(volumes) - 1, min(CALIBRATION_VOLUMES, len(volumes))).long().tolist()
+    mse = perc = 0.0
+    for i in pick:
+        x = volumes[i][None]
+        mse += float(torch.nn.functional.mse_loss(mean, x))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            perc += float(term(mean, x))
+    if not perc > 0:
+        raise TausynthError("balance: the perceptual term of the mean training image is 0 (identical training PETs?)")
+    return {"factor": alpha * mse / (gamma * perc), "mse_mean_image": mse / len(pick),
+            "perceptual_mean_image_before": perc / len(pick), "subjects": len(pick)}
+
+
+def _apply_balance(net: nn.Module, mode: str, factor: float) -> None:
+    """Scale the term by ``factor``: the last convolution by its square root for VGG16 (ReLU commutes
+    with a positive factor, the feature MSE scales with its square); MedicalNet's features are
+    unit-normalised, so its loss carries the factor (``loss_scale``)."""
+    if mode == "3d":
+        net.loss_scale = float(factor)
+        return
+    last = conv_layers(net)[-1]
+    last.weight.mul_(factor**0.5)
+    if last.bias is not None:
+        last.bias.mul_(factor**0.5)
+
+
+def build_perceptual_features(
+    cfg: Config,
+    frame: pd.DataFrame,
+    normaliser: PetNormaliser | None = None,
+    *,
+    root: str | os.PathLike[str] = ".",
+    log: Callable[[str], None] = print,
+) -> FeatureSource:
+    """The frozen feature network of ``cfg``'s perceptual term, made from ``frame``'s training split.
+
+    Parameters
+    ----------
+    cfg : Config
+        ``loss.perceptual`` and ``loss.weights`` choose the network.
+    frame : pandas.DataFrame
+        The run's manifest (its ``train`` split calibrates or pretrains the network).
+    normaliser : PetNormaliser, optional
+        The run's PET normalisation (the balance is computed in its space); default: fitted on
+        ``frame`` as ``cfg.normalisation``.
+    root : path, default="."
+        The in-domain cache is ``<root>/data/<profile>/features``.
+    log : callable, default=print
+        Receives a line when a network is pretrained.
+
+    Returns
+    -------
+    FeatureSource
+        ``features`` is ``None`` in mode ``"none"``. ``record`` holds ``source`` (the weights
+        actually used), ``requested``, ``sha256`` of the weights, the calibration scales or the
+        pretraining configuration and loss curve, and ``balance`` (the factor and its reference values).
+    """
+    mode, weights = cfg.loss.perceptual, str(cfg.loss.weights)
+    if mode == "none":
+        return FeatureSource(None, {"source": None})
+    _check_weights(mode, weights)
+    used = _resolve_auto(mode) if weights == "auto" else weights
+    seed = 0  # the random networks' seed (every run of a book shares one network)
+    volumes: list[torch.Tensor] = []
+    if used in ("calibrated", "indomain"):
+        normaliser = normaliser or PetNormaliser.fit(cfg.normalisation, frame)
+        volumes, _ = _training_volumes(frame, labels=False, transform=normaliser.transform)
+    if used == "calibrated" and mode == "3d":
+        source = _calibrated_3d(volumes, seed)
+    elif used == "calibrated":
+        net = vgg16_relu4_3("random", seed=seed)
+        scales, seconds = _calibrate(net, _calibration_batches(plane_slices(volumes)))
+        net.weights_source = "calibrated"
+        source = FeatureSource(net, {"source": "calibrated", "calibration_scales": scales,
+                                     "calibration_slices_per_plane": CALIBRATION_SLICES,
+                                     "calibration_seconds": round(seconds, 1)})
+    elif used == "indomain":
+        pre = PretrainConfig(objective=cfg.loss.indomain_objective, steps=cfg.loss.indomain_steps)
+        source = _indomain(frame, pre, Path(root) / "data" / cfg.profile / "features", log)
+    else:
+        net = resnet10_medicalnet(used, seed=seed) if mode == "3d" else vgg16_relu4_3(used, seed=seed)
+        source = FeatureSource(net, {"source": net.weights_source})
+    assert source.features is not None
+    if used in ("calibrated", "indomain") and cfg.loss.balance_perceptual:
+        balance = balance_factor(source.features, mode, volumes, cfg.loss.alpha, cfg.loss.gamma)
+        _apply_balance(source.features, mode, balance["factor"])
+        source.record["balance"] = {k: round(v, 6) for k, v in balance.items()}
+    source.record.update(requested=weights, sha256=state_sha256(source.features))
+    return source

@@ -1,0 +1,93 @@
+"""The perceptual network of a run: weights policy, calibration, in-domain cache, provenance."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from tausynth.data.manifest import load_manifest
+from tausynth.errors import TausynthError
+from tausynth.losses import PretrainedWeightsUnavailableWarning
+from tausynth.training import features as feat
+from tausynth.training.features import build_perceptual_features
+
+
+@pytest.fixture(scope="module")
+def frame(cohort_manifest: Path) -> pd.DataFrame:
+    return load_manifest(cohort_manifest)
+
+
+@pytest.fixture(autouse=True)
+def _no_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no ImageNet / MedicalNet file
+
+
+def test_no_perceptual_term_has_no_network(smoke_config, frame) -> None:
+    source = build_perceptual_features(smoke_config(loss={"perceptual": "none"}), frame)
+    assert source.features is None and source.record == {"source": None}
+
+
+def test_auto_offline_falls_back_to_calibrated_with_a_warning(smoke_config, frame) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from tausynth.losses import _weights
+
+        _weights._WARNED.clear()
+        source = build_perceptual_features(smoke_config(loss={"perceptual": "cyclic", "weights": "auto"}), frame)
+    assert any(issubclass(w.category, PretrainedWeightsUnavailableWarning) and "'calibrated'" in str(w.message)
+               for w in caught)
+    rec = source.record
+    assert rec["source"] == "calibrated" and rec["requested"] == "auto" and len(rec["calibration_scales"]) == 10
+    assert source.features.weights_source == "calibrated" and len(rec["sha256"]) == 64
+
+
+def test_calibration_is_deterministic_and_lifts_the_feature_scale(smoke_config, frame) -> None:
+    cfg = smoke_config(loss={"perceptual": "2d", "weights": "calibrated"})
+    a, b = build_perceptual_features(cfg, frame), build_perceptual_features(cfg, frame)
+    assert a.record["sha256"] == b.record["sha256"]
+    rand = build_perceptual_features(smoke_config(loss={"perceptual": "2d", "weights": "random"}), frame)
+    assert rand.record["source"] == "random" and rand.record["sha256"] != a.record["sha256"]
+    x = torch.rand(4, 3, 40, 48)
+    with torch.no_grad():
+        assert a.features(x).pow(2).mean().sqrt() > 10 * rand.features(x).pow(2).mean().sqrt()
+
+
+def test_3d_calibrated(smoke_config, frame) -> None:
+    source = build_perceptual_features(smoke_config(loss={"perceptual": "3d", "weights": "calibrated"}), frame)
+    assert source.record["source"] == "calibrated" and source.record["calibration_volumes"] >= 1
+    assert source.features.weights_source == "calibrated"
+
+
+@pytest.mark.parametrize(
+    ("mode", "weights"),
+    [("3d", "imagenet"), ("3d", "indomain"), ("cyclic", "medicalnet"), ("2d", "imagnet")],
+)
+def test_weights_that_do_not_fit_the_term_are_named(smoke_config, frame, mode: str, weights: str) -> None:
+    with pytest.raises(TausynthError, match=f"loss.weights': '{weights}' does not apply to loss.perceptual '{mode}'"):
+        build_perceptual_features(smoke_config(loss={"perceptual": mode, "weights": weights}), frame)
+
+
+@pytest.mark.slow
+def test_indomain_network_is_cached_by_content_and_shared(smoke_config, frame, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(feat, "PretrainConfig", _small)  # a few steps: the cache is under test, not the net
+    cfg = smoke_config(loss={"perceptual": "cyclic", "weights": "indomain", "indomain_objective": "labels"})
+    lines: list[str] = []
+    first = build_perceptual_features(cfg, frame, root=tmp_path, log=lines.append)
+    assert first.record["cached"] is False and first.record["pretraining"]["config"]["objective"] == "labels"
+    assert len(first.record["pretraining"]["calibration_scales"]) == 10
+    assert any("pretraining an in-domain VGG16" in line for line in lines)
+    files = sorted(p.name for p in (tmp_path / "data" / "smoke" / "features").glob("*.pt"))
+    assert len(files) == 1 and first.record["cache_file"] == files[0]
+    second = build_perceptual_features(cfg, frame, root=tmp_path, log=lines.append)
+    assert second.record["cached"] is True and second.record["sha256"] == first.record["sha256"]
+    assert second.record["pretraining"] == first.record["pretraining"]
+
+
+def _small(**kw):
+    from tausynth.losses.indomain import PretrainConfig
+
+    return PretrainConfig(**kw, steps=4, batch_size=4)
