@@ -50,6 +50,10 @@ class DataConfig:
     shape: tuple[int, int, int] = (40, 48, 40)
     confound: bool = False
     augment: bool = True
+    # what the elastic and affine augmentations put at the voxels they pull in from outside the
+    # volume: "zeros" (the official code), "border" or "reflection". With standardized PET the
+    # background is about -3, so zeros leave a non-background value at the moved borders.
+    augment_padding: str = "zeros"
     cache: str = "memory"
 
 
@@ -183,6 +187,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "normalisation": NORMALISATIONS,
     "data.source": ("synthetic", "manifest"),
     "data.cache": ("none", "memory", "disk"),
+    "data.augment_padding": ("zeros", "border", "reflection"),
     "model.name": MODELS,
     "loss.perceptual": PERCEPTUAL_MODES,
     "loss.plane": PLANES,

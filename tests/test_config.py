@@ -119,3 +119,19 @@ def test_cpu_profiles_take_documented_shortcuts_and_paper_does_not() -> None:
     assert paper.cosine_t_max == 60 and demo.cosine_t_max >= 2  # T_max 1 would zero the LR every other epoch
     smoke = load_profile("smoke")
     assert smoke.training.max_epochs == 4 and smoke.model.hidden_size % smoke.model.num_heads == 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"data": {"augment_padding": "wrap"}}, r"'data\.augment_padding': unknown value 'wrap' \(allowed: zeros, border, reflection\)"),
+    ],
+)
+def test_fidelity_options_are_validated(overrides: dict, match: str) -> None:
+    with pytest.raises(TausynthError, match=match):
+        load_profile("smoke", overrides)
+
+
+def test_defaults_follow_the_official_code() -> None:
+    cfg = Config()
+    assert cfg.data.augment_padding == "zeros"
