@@ -36,6 +36,7 @@ NORMALISATIONS = ("standardize", "minmax")
 PERCEPTUAL_MODES = ("none", "2d", "2.5d", "cyclic", "3d")
 PLANES = ("axial", "coronal", "sagittal")
 MODELS = ("unet", "unetr", "swinunetr", "pix2pix", "cyclegan")
+VAL_REDUCTIONS = ("batch_mean", "sample_mean")
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,10 @@ class TrainingConfig:
     batches_per_epoch: int | None = None
     # None: validate on the whole val split (the paper); N: on its first N scans (a CPU demo shortcut)
     val_subjects: int | None = None
+    # how the epoch's validation loss averages the batches: "batch_mean" (the official code: the
+    # mean of the per-batch means, so a short last batch weighs as much as a full one) or
+    # "sample_mean" (weighted by batch size: the mean over validation scans)
+    val_reduction: str = "batch_mean"
     patience: int = 30
     seed: int = 42
     grad_accum_steps: int = 1
@@ -194,6 +199,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "model.gan_mode": ("lsgan", "bce"),
     "model.d_norm": ("instance", "batch"),
     "training.amp_dtype": ("bfloat16", "float16"),
+    "training.val_reduction": VAL_REDUCTIONS,
     "training.device": ("auto", "cpu", "cuda"),
 }
 
