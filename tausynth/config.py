@@ -124,7 +124,9 @@ class TrainingConfig:
     patience: int = 30
     seed: int = 42
     grad_accum_steps: int = 1
-    amp: bool = True  # bf16 autocast on CUDA (see amp_dtype); on CPU only with cpu_amp
+    # False: fp32, as the official code; True: bf16 autocast on CUDA (see amp_dtype), a speed option
+    # (on the CPU only with cpu_amp)
+    amp: bool = False
     amp_dtype: str = "bfloat16"  # "float16" adds a GradScaler
     cpu_amp: bool = False
     gan_beta1: float = 0.5  # Adam beta1 of the GAN optimizers (Pix2Pix / CycleGAN defaults)

@@ -25,6 +25,14 @@ def test_paper_profile_is_the_official_hyperparameters() -> None:
     assert loss.perceptual == "cyclic"
     assert model.channels == (64, 128, 256, 512, 1024)
     assert model.strides == (2, 2, 2, 2) and model.dropout == 0.2
+    assert not t.amp  # fp32: the official code has no autocast
+
+
+def test_paper_profile_says_bf16_is_an_option() -> None:
+    from importlib import resources
+
+    text = resources.files("tausynth.profiles").joinpath("paper.yaml").read_text(encoding="utf-8")
+    assert "amp: false" in text and "bf16" in text and "amp: true" in text
 
 
 def test_overrides_merge_into_nested_sections() -> None:
@@ -135,3 +143,4 @@ def test_fidelity_options_are_validated(overrides: dict, match: str) -> None:
 def test_defaults_follow_the_official_code() -> None:
     cfg = Config()
     assert cfg.data.augment_padding == "zeros"
+    assert cfg.training.amp is False and load_profile("paper").training.amp is False
