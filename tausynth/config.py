@@ -39,6 +39,32 @@ MODELS = ("unet", "unetr", "swinunetr", "pix2pix", "cyclegan")
 VAL_REDUCTIONS = ("batch_mean", "sample_mean")
 
 
+def check_weights_for_mode(mode: str, weights: str) -> None:
+    """Reject perceptual weights made for the other kind of network (one-line :class:`TausynthError`).
+
+    ``"imagenet"`` is the VGG16 of the 2D modes and ``"medicalnet"`` the ResNet-10 of the 3D mode;
+    every other value (``"auto"``, ``"random"``, a path, ...) is left to the loss to resolve.
+
+    Examples
+    --------
+    >>> check_weights_for_mode("3d", "medicalnet"); check_weights_for_mode("cyclic", "imagenet")
+    >>> check_weights_for_mode("3d", "imagenet")
+    Traceback (most recent call last):
+    ...
+    tausynth.errors.TausynthError: config field 'loss.weights': 'imagenet' is for the 2D modes' VGG16; loss.perceptual 3d uses 'medicalnet' (options for 3d: auto, medicalnet, random, or a path)
+    """
+    if mode == "3d" and weights == "imagenet":
+        raise TausynthError(
+            "config field 'loss.weights': 'imagenet' is for the 2D modes' VGG16; loss.perceptual 3d uses "
+            "'medicalnet' (options for 3d: auto, medicalnet, random, or a path)"
+        )
+    if mode in ("2d", "2.5d", "cyclic") and weights == "medicalnet":
+        raise TausynthError(
+            f"config field 'loss.weights': 'medicalnet' is for the 3d mode's ResNet-10; loss.perceptual {mode} "
+            "uses 'imagenet' (options for 2d, 2.5d and cyclic: auto, imagenet, random, or a path)"
+        )
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the images come from and how they are shaped."""
@@ -95,12 +121,19 @@ class LossConfig:
     beta: float = 1.0
     gamma: float = 0.5
     ssim_data_range: float = 2.0
+    # weights of the perceptual network: "auto" (pretrained if cached, else seeded random),
+    # "random", a state-dict path, or the pretrained set of the mode's network: "imagenet" (VGG16 of
+    # the 2d / 2.5d / cyclic modes) or "medicalnet" (ResNet-10 of the 3d mode); the other network's
+    # set is an error (check_weights_for_mode)
     weights: str = "auto"
     per_sample_scaling: bool = False
     imagenet_norm: bool = False
     skip_empty_slices: bool = False
     max_slices_per_chunk: int | None = None
     slices_per_step: int | None = None  # None: every slice (the paper); k: k random slices per step
+
+    def __post_init__(self) -> None:
+        check_weights_for_mode(self.perceptual, self.weights)
 
 
 @dataclass(frozen=True)

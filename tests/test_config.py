@@ -133,6 +133,10 @@ def test_cpu_profiles_take_documented_shortcuts_and_paper_does_not() -> None:
     ("overrides", "match"),
     [
         ({"data": {"augment_padding": "wrap"}}, r"'data\.augment_padding': unknown value 'wrap' \(allowed: zeros, border, reflection\)"),
+        ({"training": {"val_reduction": "median"}}, r"'training\.val_reduction': unknown value 'median'"),
+        ({"loss": {"perceptual": "3d", "weights": "imagenet"}}, r"'loss\.weights': 'imagenet' .*3d uses 'medicalnet' \(options for 3d: auto, medicalnet, random, or a path\)"),
+        ({"loss": {"perceptual": "cyclic", "weights": "medicalnet"}}, r"'loss\.weights': 'medicalnet' .*cyclic uses 'imagenet'"),
+        ({"loss": {"perceptual": "2d", "weights": "medicalnet"}}, r"'loss\.weights': 'medicalnet' .*2d uses 'imagenet'"),
     ],
 )
 def test_fidelity_options_are_validated(overrides: dict, match: str) -> None:
@@ -144,3 +148,22 @@ def test_defaults_follow_the_official_code() -> None:
     cfg = Config()
     assert cfg.data.augment_padding == "zeros"
     assert cfg.training.amp is False and load_profile("paper").training.amp is False
+
+
+@pytest.mark.parametrize(
+    ("perceptual", "weights"),
+    [("3d", "medicalnet"), ("3d", "auto"), ("3d", "random"), ("3d", "/some/state_dict.pt"), ("cyclic", "imagenet"),
+     ("2.5d", "auto"), ("none", "imagenet"), ("none", "medicalnet"), ("3d", "another-named-set")],
+)
+def test_weights_that_fit_the_mode_pass(perceptual: str, weights: str) -> None:
+    assert load_profile("smoke", {"loss": {"perceptual": perceptual, "weights": weights}}).loss.weights == weights
+
+
+def test_the_paper_profile_with_the_3d_loss_names_the_weights_field(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("profile: paper\nloss:\n  perceptual: 3d\n")  # the profile asks for imagenet
+    with pytest.raises(TausynthError, match=r"run\.yaml: config field 'loss\.weights'") as info:
+        load_config(path)
+    assert "\n" not in str(info.value)
+    path.write_text("profile: paper\nloss:\n  perceptual: 3d\n  weights: medicalnet\n")
+    assert load_config(path).loss.weights == "medicalnet"

@@ -49,7 +49,7 @@ def build_loss(cfg: Config, autocast_dtype: torch.dtype | None = None) -> Combin
         if lc.max_slices_per_chunk is not None:
             options["max_slices_per_chunk"] = lc.max_slices_per_chunk
     elif lc.perceptual == "3d":
-        options = {"weights": "auto" if lc.weights in ("auto", "imagenet") else lc.weights, "autocast_dtype": autocast_dtype}
+        options = {"weights": lc.weights, "autocast_dtype": autocast_dtype}  # checked by check_weights_for_mode
     return CombinedLoss(lc.alpha, lc.beta, lc.gamma, perceptual=lc.perceptual, data_range=lc.ssim_data_range, **options)
 
 

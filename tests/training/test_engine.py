@@ -101,3 +101,8 @@ def test_discriminator_learning_rate_must_be_positive(smoke_config) -> None:
 
     with pytest.raises(TausynthError, match="training.d_lr"):
         smoke_config(training={"d_lr": 0})
+
+
+def test_build_loss_passes_the_3d_weights_through(smoke_config) -> None:
+    loss = build_loss(smoke_config(loss={"perceptual": "3d", "weights": "random"}))
+    assert loss.mode == "3d" and loss.weights_source == "random"
