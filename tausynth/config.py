@@ -120,7 +120,10 @@ class LossConfig:
     alpha: float = 1.0
     beta: float = 1.0
     gamma: float = 0.5
-    ssim_data_range: float = 2.0
+    ssim_data_range: float = 2.0  # the official code's SSIM data range (used when ssim_range is "fixed")
+    # "fixed": SSIM's stability constants use ssim_data_range (the official code); "target": each
+    # target volume's own range, max - min (C1 = (0.01 L)^2, C2 = (0.03 L)^2 with that L)
+    ssim_range: str = "fixed"
     # weights of the perceptual network: "auto" (pretrained if cached, else seeded random),
     # "random", a state-dict path, or the pretrained set of the mode's network: "imagenet" (VGG16 of
     # the 2d / 2.5d / cyclic modes) or "medicalnet" (ResNet-10 of the 3d mode); the other network's
@@ -231,6 +234,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "model.name": MODELS,
     "loss.perceptual": PERCEPTUAL_MODES,
     "loss.plane": PLANES,
+    "loss.ssim_range": ("fixed", "target"),
     "model.gan_mode": ("lsgan", "bce"),
     "model.d_norm": ("instance", "batch"),
     "training.amp_dtype": ("bfloat16", "float16"),

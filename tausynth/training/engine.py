@@ -50,7 +50,8 @@ def build_loss(cfg: Config, autocast_dtype: torch.dtype | None = None) -> Combin
             options["max_slices_per_chunk"] = lc.max_slices_per_chunk
     elif lc.perceptual == "3d":
         options = {"weights": lc.weights, "autocast_dtype": autocast_dtype}  # checked by check_weights_for_mode
-    return CombinedLoss(lc.alpha, lc.beta, lc.gamma, perceptual=lc.perceptual, data_range=lc.ssim_data_range, **options)
+    data_range = lc.ssim_data_range if lc.ssim_range == "fixed" else "target"
+    return CombinedLoss(lc.alpha, lc.beta, lc.gamma, perceptual=lc.perceptual, data_range=data_range, **options)
 
 
 class Engine:
