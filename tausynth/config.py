@@ -158,6 +158,11 @@ class TrainingConfig:
     # "sample_mean" (weighted by batch size: the mean over validation scans)
     val_reduction: str = "batch_mean"
     patience: int = 30
+    # when epochs without improvement count towards patience: "official" (the official code: after
+    # the third axial phase's first epoch, axial_starts[2]; after epoch 0 when the run has fewer
+    # than three axial phases) or "third_axial" (from axial_starts[2] itself; never with fewer than
+    # three axial phases)
+    early_stopping: str = "official"
     seed: int = 42
     grad_accum_steps: int = 1
     # False: fp32, as the official code; True: bf16 autocast on CUDA (see amp_dtype), a speed option
@@ -239,6 +244,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "model.d_norm": ("instance", "batch"),
     "training.amp_dtype": ("bfloat16", "float16"),
     "training.val_reduction": VAL_REDUCTIONS,
+    "training.early_stopping": ("official", "third_axial"),
     "training.device": ("auto", "cpu", "cuda"),
 }
 

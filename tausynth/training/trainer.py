@@ -236,7 +236,7 @@ def train(
     model = build(cfg.model.name, cfg).to(device)
     loss_fn = build_loss(cfg, amp_dtype).to(device)
     engine = Engine(model, loss_fn, cfg, device, ctx, amp_dtype)
-    schedule = PaperSchedule(t.max_epochs, t.cycle_duration, t.cycle_factor, t.patience)
+    schedule = PaperSchedule(t.max_epochs, t.cycle_duration, t.cycle_factor, t.patience, t.early_stopping)
     cache_dir = Path(runs_root) / ".cache" if cfg.data.cache == "disk" else None
     train_ds, val_ds = build_datasets(cfg, frame, normaliser, model.divisor, cache_dir)
 

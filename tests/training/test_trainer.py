@@ -78,7 +78,8 @@ def test_run_folder_follows_the_paper(reference_run) -> None:
     assert prov["perceptual_weights"] is None  # no perceptual term
     assert prov["standardizer"]["kind"] and prov["data"]["manifest_sha256"]
     assert prov["environment"]["torch"] == torch.__version__
-    assert prov["schedule"]["early_stopping_counts_from"] is None
+    # one axial phase: the official rule counts from epoch 1 (phases of 2 epochs never reach patience 2)
+    assert prov["schedule"]["early_stopping"] == "official" and prov["schedule"]["early_stopping_counts_from"] == 1
     ckpts = {p.name for p in (run_dir / "checkpoints").iterdir()}
     assert {"final_model.pt", "best_since_switch.pt"} <= ckpts
     best = load_checkpoint(run_dir / "checkpoints" / "best_since_switch.pt")
@@ -269,6 +270,14 @@ def test_init_output_bias_in_a_run_is_recorded_and_kept_on_resume(tmp_path: Path
     off = tmp_path / "off"
     train(config(training={"max_epochs": 1}), off, manifest=cohort_manifest, progress=False, log=lambda s: None)
     assert read_provenance(off)["output_bias_init"] is None
+
+
+def test_early_stopping_rule_reaches_the_schedule_and_the_provenance(tmp_path: Path, cohort_manifest: Path) -> None:
+    cfg = config(training={"max_epochs": 1, "early_stopping": "third_axial"})
+    train(cfg, tmp_path / "run", manifest=cohort_manifest, progress=False, log=lambda s: None)
+    schedule = read_provenance(tmp_path / "run")["schedule"]
+    assert schedule["early_stopping"] == "third_axial" and schedule["early_stopping_counts_from"] is None
+    assert "never triggers" in schedule["early_stopping_note"]
 
 
 # A validation split of 5 scans in batches of 2: the last batch holds one scan.
