@@ -36,6 +36,47 @@ NORMALISATIONS = ("standardize", "minmax")
 PERCEPTUAL_MODES = ("none", "2d", "2.5d", "cyclic", "3d")
 PLANES = ("axial", "coronal", "sagittal")
 MODELS = ("unet", "unetr", "swinunetr", "pix2pix", "cyclegan")
+VAL_REDUCTIONS = ("batch_mean", "sample_mean")
+
+
+PERCEPTUAL_WEIGHTS: dict[str, tuple[str, ...]] = {
+    "2d": ("auto", "imagenet", "calibrated", "indomain", "random"),
+    "3d": ("auto", "medicalnet", "calibrated", "random"),
+}
+"""Named ``loss.weights`` of the 2D modes' VGG16 (``2d``, ``2.5d``, ``cyclic``) and of the 3D mode's
+ResNet-10; a state-dict path is also accepted (see :mod:`tausynth.training.features`)."""
+
+
+def check_weights_for_mode(mode: str, weights: str) -> None:
+    """Reject named perceptual weights that do not exist for the mode's network (one-line :class:`TausynthError`).
+
+    ``"imagenet"`` and ``"indomain"`` are for the 2D modes' VGG16, ``"medicalnet"`` for the 3D
+    mode's ResNet-10; any other value that is not a named set is taken as a state-dict path.
+
+    Examples
+    --------
+    >>> check_weights_for_mode("3d", "medicalnet"); check_weights_for_mode("cyclic", "calibrated")
+    >>> check_weights_for_mode("3d", "imagenet")
+    Traceback (most recent call last):
+    ...
+    tausynth.errors.TausynthError: config field 'loss.weights': 'imagenet' is for the 2D modes' VGG16; loss.perceptual 3d uses 'medicalnet' (options for 3d: auto, medicalnet, calibrated, random, or a path)
+    """
+    if mode == "none":
+        return
+    kind = "3d" if mode == "3d" else "2d"
+    named = {w for ws in PERCEPTUAL_WEIGHTS.values() for w in ws}
+    if weights not in named or weights in PERCEPTUAL_WEIGHTS[kind]:
+        return
+    options = ", ".join(PERCEPTUAL_WEIGHTS[kind])
+    if kind == "3d":
+        raise TausynthError(
+            f"config field 'loss.weights': {weights!r} is for the 2D modes' VGG16; loss.perceptual 3d uses "
+            f"'medicalnet' (options for 3d: {options}, or a path)"
+        )
+    raise TausynthError(
+        f"config field 'loss.weights': {weights!r} is for the 3d mode's ResNet-10; loss.perceptual {mode} "
+        f"uses 'imagenet' (options for 2d, 2.5d and cyclic: {options}, or a path)"
+    )
 
 
 @dataclass(frozen=True)
@@ -50,6 +91,10 @@ class DataConfig:
     shape: tuple[int, int, int] = (40, 48, 40)
     confound: bool = False
     augment: bool = True
+    # what the elastic and affine augmentations put at the voxels they pull in from outside the
+    # volume: "zeros" (the official code), "border" or "reflection". With standardized PET the
+    # background is about -3, so zeros leave a non-background value at the moved borders.
+    augment_padding: str = "zeros"
     cache: str = "memory"
 
 
@@ -89,9 +134,14 @@ class LossConfig:
     alpha: float = 1.0
     beta: float = 1.0
     gamma: float = 0.5
-    ssim_data_range: float = 2.0
-    # "auto", "imagenet" (2D) / "medicalnet" (3D), "calibrated", "indomain" (2D), "random" or a path;
-    # see tausynth.training.features
+    ssim_data_range: float = 2.0  # the official code's SSIM data range (used when ssim_range is "fixed")
+    # "fixed": SSIM's stability constants use ssim_data_range (the official code); "target": each
+    # target volume's own range, max - min (C1 = (0.01 L)^2, C2 = (0.03 L)^2 with that L)
+    ssim_range: str = "fixed"
+    # weights of the perceptual network (PERCEPTUAL_WEIGHTS; tausynth.training.features): "auto"
+    # (pretrained if cached, else "calibrated"), "calibrated", "indomain" (2D only), "random", a
+    # state-dict path, or the pretrained set of the mode's network: "imagenet" (VGG16 of the
+    # 2d / 2.5d / cyclic modes) or "medicalnet" (ResNet-10 of the 3d mode)
     weights: str = "auto"
     # objective of the "indomain" VGG16 pretraining: "denoise" (self-supervised) or "labels" (atlas labels)
     indomain_objective: str = "denoise"
@@ -104,6 +154,9 @@ class LossConfig:
     skip_empty_slices: bool = False
     max_slices_per_chunk: int | None = None
     slices_per_step: int | None = None  # None: every slice (the paper); k: k random slices per step
+
+    def __post_init__(self) -> None:
+        check_weights_for_mode(self.perceptual, self.weights)
 
 
 @dataclass(frozen=True)
@@ -120,10 +173,21 @@ class TrainingConfig:
     batches_per_epoch: int | None = None
     # None: validate on the whole val split (the paper); N: on its first N scans (a CPU demo shortcut)
     val_subjects: int | None = None
+    # how the epoch's validation loss averages the batches: "batch_mean" (the official code: the
+    # mean of the per-batch means, so a short last batch weighs as much as a full one) or
+    # "sample_mean" (weighted by batch size: the mean over validation scans)
+    val_reduction: str = "batch_mean"
     patience: int = 30
+    # when epochs without improvement count towards patience: "official" (the official code: after
+    # the third axial phase's first epoch, axial_starts[2]; after epoch 0 when the run has fewer
+    # than three axial phases) or "third_axial" (from axial_starts[2] itself; never with fewer than
+    # three axial phases)
+    early_stopping: str = "official"
     seed: int = 42
     grad_accum_steps: int = 1
-    amp: bool = True  # bf16 autocast on CUDA (see amp_dtype); on CPU only with cpu_amp
+    # False: fp32, as the official code; True: bf16 autocast on CUDA (see amp_dtype), a speed option
+    # (on the CPU only with cpu_amp)
+    amp: bool = False
     amp_dtype: str = "bfloat16"  # "float16" adds a GradScaler
     cpu_amp: bool = False
     gan_beta1: float = 0.5  # Adam beta1 of the GAN optimizers (Pix2Pix / CycleGAN defaults)
@@ -191,13 +255,17 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "normalisation": NORMALISATIONS,
     "data.source": ("synthetic", "manifest"),
     "data.cache": ("none", "memory", "disk"),
+    "data.augment_padding": ("zeros", "border", "reflection"),
     "model.name": MODELS,
     "loss.perceptual": PERCEPTUAL_MODES,
     "loss.plane": PLANES,
+    "loss.ssim_range": ("fixed", "target"),
     "loss.indomain_objective": ("denoise", "labels"),
     "model.gan_mode": ("lsgan", "bce"),
     "model.d_norm": ("instance", "batch"),
     "training.amp_dtype": ("bfloat16", "float16"),
+    "training.val_reduction": VAL_REDUCTIONS,
+    "training.early_stopping": ("official", "third_axial"),
     "training.device": ("auto", "cpu", "cuda"),
 }
 

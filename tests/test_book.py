@@ -324,3 +324,13 @@ def test_parallel_scheduler_respects_dependencies_jobs_and_exclusive_chapters(
                            None, False, 2, {}, lambda s: None)
     started = [name for ev, name, _ in _FakeChild.log if ev == "start"]
     assert started == ["data", "suvr"]  # "extra" depends on nothing, but a failure stops new starts
+
+
+def test_fidelity_page_is_in_the_book_and_names_every_option() -> None:
+    assert "book/fidelity" in book.toc_files(REPO / "_toc.yml")
+    text = (REPO / "book" / "fidelity.md").read_text(encoding="utf-8")
+    assert text.startswith("# Where this implementation follows the official code, and where it may differ")
+    keys = ("data.augment_padding", "training.val_reduction", "training.amp", "loss.weights", "loss.ssim_range",
+            "training.early_stopping")
+    for key in keys:
+        assert f"`{key}" in text, key

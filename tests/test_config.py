@@ -25,6 +25,14 @@ def test_paper_profile_is_the_official_hyperparameters() -> None:
     assert loss.perceptual == "cyclic"
     assert model.channels == (64, 128, 256, 512, 1024)
     assert model.strides == (2, 2, 2, 2) and model.dropout == 0.2
+    assert not t.amp  # fp32: the official code has no autocast
+
+
+def test_paper_profile_says_bf16_is_an_option() -> None:
+    from importlib import resources
+
+    text = resources.files("tausynth.profiles").joinpath("paper.yaml").read_text(encoding="utf-8")
+    assert "amp: false" in text and "bf16" in text and "amp: true" in text
 
 
 def test_overrides_merge_into_nested_sections() -> None:
@@ -126,3 +134,46 @@ def test_a_run_list_is_not_configuration(tmp_path: Path) -> None:
     path = tmp_path / "run.yaml"
     path.write_text("profile: smoke\ntraining:\n  max_epochs: 3\nruns:\n  - {model: unet, loss: none}\n")
     assert load_config(path) == load_profile("smoke", {"training": {"max_epochs": 3}})
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"data": {"augment_padding": "wrap"}}, r"'data\.augment_padding': unknown value 'wrap' \(allowed: zeros, border, reflection\)"),
+        ({"training": {"val_reduction": "median"}}, r"'training\.val_reduction': unknown value 'median'"),
+        ({"loss": {"ssim_range": "data"}}, r"'loss\.ssim_range': unknown value 'data' \(allowed: fixed, target\)"),
+        ({"training": {"early_stopping": "never"}}, r"'training\.early_stopping': unknown value 'never' \(allowed: official, third_axial\)"),
+        ({"loss": {"perceptual": "3d", "weights": "imagenet"}}, r"'loss\.weights': 'imagenet' .*3d uses 'medicalnet' \(options for 3d: auto, medicalnet, calibrated, random, or a path\)"),
+        ({"loss": {"perceptual": "cyclic", "weights": "medicalnet"}}, r"'loss\.weights': 'medicalnet' .*cyclic uses 'imagenet'"),
+        ({"loss": {"perceptual": "2d", "weights": "medicalnet"}}, r"'loss\.weights': 'medicalnet' .*2d uses 'imagenet'"),
+    ],
+)
+def test_fidelity_options_are_validated(overrides: dict, match: str) -> None:
+    with pytest.raises(TausynthError, match=match):
+        load_profile("smoke", overrides)
+
+
+def test_defaults_follow_the_official_code() -> None:
+    cfg = Config()
+    assert cfg.data.augment_padding == "zeros"
+    assert cfg.training.amp is False and load_profile("paper").training.amp is False
+    assert (cfg.loss.ssim_range, cfg.loss.ssim_data_range) == ("fixed", 2.0)
+    assert cfg.training.early_stopping == "official" and cfg.training.val_reduction == "batch_mean"
+    assert all(load_profile(p).training.early_stopping == "official" for p in ("smoke", "demo", "paper"))
+
+
+@pytest.mark.parametrize(
+    ("perceptual", "weights"),
+    [("3d", "medicalnet"), ("3d", "auto"), ("3d", "random"), ("3d", "/some/state_dict.pt"), ("cyclic", "imagenet"),
+     ("2.5d", "auto"), ("none", "imagenet"), ("none", "medicalnet"), ("3d", "another-named-set")],
+)
+def test_weights_that_fit_the_mode_pass(perceptual: str, weights: str) -> None:
+    assert load_profile("smoke", {"loss": {"perceptual": perceptual, "weights": weights}}).loss.weights == weights
+
+
+def test_the_paper_profile_with_the_3d_loss_names_the_weights_field(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("profile: paper\nloss:\n  perceptual: 3d\n")  # the profile asks for imagenet
+    with pytest.raises(TausynthError, match=r"run\.yaml: config field 'loss\.weights'") as info:
+        load_config(path)
+    assert "\n" not in str(info.value)
+    path.write_text("profile: paper\nloss:\n  perceptual: 3d\n  weights: medicalnet\n")
+    assert load_config(path).loss.weights == "medicalnet"

@@ -74,6 +74,7 @@ META_KEYS: tuple[str, ...] = (
     "site",
     "scanner_model",
 )
+PADDING_MODES = ("zeros", "border", "reflection")  # of the elastic and affine augmentations
 _CACHE_FORMAT = 1  # bump when the cached (pre-boundary) pipeline changes meaning
 
 PetTransform = Callable[[np.ndarray, str], np.ndarray]
@@ -90,8 +91,13 @@ class AugmentationConfig:
 
     ``noise_sample_std=True`` draws each sample's noise std uniformly from [0, ``noise_std``]:
     MONAI's ``RandGaussianNoise`` behaviour, and so the official code's (MONAI 1.3.2); ``False``
-    uses ``noise_std`` exactly. ``padding_mode`` is MONAI's default for the elastic and affine
-    transforms (reflection keeps a standardized PET's background value at the borders).
+    uses ``noise_std`` exactly.
+
+    ``padding_mode`` fills the voxels that the elastic and affine transforms pull in from outside
+    the volume. The default ``"zeros"`` is what the official code passes. It has a cost with
+    standardized PET: the background there is about -3, not 0, so zero padding puts a value at the
+    moved borders that no real background voxel has. ``"reflection"`` (MONAI's own default) and
+    ``"border"`` keep the background value there instead; both remain available.
     """
 
     elastic: bool = True
@@ -108,7 +114,7 @@ class AugmentationConfig:
     noise_prob: float = 1.0
     noise_std: float = 0.1
     noise_sample_std: bool = True
-    padding_mode: str = "reflection"
+    padding_mode: str = "zeros"  # the official code; "border" and "reflection" also allowed
 
     def __post_init__(self) -> None:
         for name in ("elastic_prob", "affine_prob", "flip_prob", "noise_prob"):
@@ -126,10 +132,9 @@ class AugmentationConfig:
                 raise TausynthError(
                     f"augmentation {name} must be (low, high) with 0 <= low <= high, got {(lo, hi)!r}"
                 )
-        allowed = ("zeros", "border", "reflection")
-        if self.padding_mode not in allowed:
+        if self.padding_mode not in PADDING_MODES:
             raise TausynthError(
-                f"invalid augmentation padding_mode {self.padding_mode!r}; allowed: {', '.join(allowed)}"
+                f"invalid augmentation padding_mode {self.padding_mode!r}; allowed: {', '.join(PADDING_MODES)}"
             )
 
     @classmethod

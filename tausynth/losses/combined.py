@@ -42,8 +42,9 @@ class CombinedLoss(nn.Module):
     perceptual : str or PerceptualLoss or None, default="cyclic"
         A mode of :class:`~tausynth.losses.perceptual.PerceptualLoss` (``"none"``, ``"2d"``,
         ``"2.5d"``, ``"cyclic"``, ``"3d"``), a ready module, or ``None`` (same as ``"none"``).
-    data_range : float, default=2.0
-        SSIM data range (the official code: 2.0). SSIM is MONAI's 3D ``SSIMLoss`` (Gaussian window
+    data_range : float or "target", default=2.0
+        SSIM data range (the official code: 2.0); ``"target"`` derives it from each target volume
+        (its max − min). SSIM is MONAI's 3D ``SSIMLoss`` (Gaussian window
         11, σ 1.5, k1 0.01, k2 0.03), computed with a separable window
         (:class:`~tausynth.losses.ssim.SeparableSSIMLoss`, equal to float32 rounding and ~10× faster);
         every spatial dimension must be at least 11.
@@ -65,7 +66,7 @@ class CombinedLoss(nn.Module):
         gamma: float = 0.5,
         perceptual: str | PerceptualLoss | None = "cyclic",
         *,
-        data_range: float = 2.0,
+        data_range: float | str = 2.0,
         **perceptual_options: object,
     ) -> None:
         super().__init__()
@@ -76,8 +77,8 @@ class CombinedLoss(nn.Module):
             self.perceptual = perceptual
         else:
             self.perceptual = PerceptualLoss(perceptual or "none", **perceptual_options)  # type: ignore[arg-type]
-        self.data_range = float(data_range)
-        self.ssim = SeparableSSIMLoss(data_range=self.data_range)
+        self.ssim = SeparableSSIMLoss(data_range=data_range)
+        self.data_range = self.ssim.data_range
 
     def shares(self, terms: dict[str, float]) -> dict[str, float]:
         """Each weighted term's share of the total: ``share_mse``, ``share_ssim``, ``share_perceptual``.

@@ -31,8 +31,11 @@ class SeparableSSIMLoss(nn.Module):
 
     Parameters
     ----------
-    data_range : float, default=1.0
-        Dynamic range used in the stability constants.
+    data_range : float or "target", default=1.0
+        Dynamic range ``L`` used in the stability constants. ``"target"``: derived from the data,
+        per batch element: ``L = max(target) − min(target)`` over its channels and voxels (the same
+        as MONAI's ``SSIMLoss`` called on each element alone with that ``data_range``). A constant
+        target has ``L = 0`` (no stability constants: SSIM can be 0/0), as MONAI with ``data_range=0``.
     win_size : int, default=11
         Window size; every spatial dimension must be at least this large.
     kernel_sigma : float, default=1.5
@@ -40,10 +43,20 @@ class SeparableSSIMLoss(nn.Module):
     """
 
     def __init__(
-        self, data_range: float = 1.0, win_size: int = 11, kernel_sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03
+        self,
+        data_range: float | str = 1.0,
+        win_size: int = 11,
+        kernel_sigma: float = 1.5,
+        k1: float = 0.01,
+        k2: float = 0.03,
     ) -> None:
         super().__init__()
-        self.data_range = float(data_range)
+        if isinstance(data_range, str):
+            if data_range != "target":
+                raise ValueError(f"data_range must be a positive number or 'target', got {data_range!r}")
+            self.data_range: float | str = data_range
+        else:
+            self.data_range = float(data_range)
         self.win_size = int(win_size)
         self.k1, self.k2 = float(k1), float(k2)
         self.register_buffer("window", gaussian_window_1d(self.win_size, kernel_sigma).float(), persistent=False)
@@ -72,8 +85,13 @@ class SeparableSSIMLoss(nn.Module):
         sigma_x = mu_xx - mu_x * mu_x
         sigma_y = mu_yy - mu_y * mu_y
         sigma_xy = mu_xy - mu_x * mu_y
-        c1 = (self.k1 * self.data_range) ** 2
-        c2 = (self.k2 * self.data_range) ** 2
+        if self.data_range == "target":  # one range per batch element, broadcast over its maps
+            flat = y.reshape(b, -1)
+            data_range = (flat.amax(dim=1) - flat.amin(dim=1)).view(b, 1, 1, 1, 1)
+        else:
+            data_range = self.data_range
+        c1 = (self.k1 * data_range) ** 2
+        c2 = (self.k2 * data_range) ** 2
         contrast = (2 * sigma_xy + c2) / (sigma_x + sigma_y + c2)
         ssim = ((2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)) * contrast
         return (1 - ssim.reshape(b, -1).mean(dim=1)).mean()

@@ -145,7 +145,9 @@ def build_datasets(
         "pet_transform": normaliser.transform,
         "spatial_divisor": int(divisor),
     }
-    train = build_dataset(frame, "train", augment=cfg.data.augment, **common)
+    train = build_dataset(
+        frame, "train", augment=cfg.data.augment, augmentation={"padding_mode": cfg.data.augment_padding}, **common
+    )
     val_frame = frame
     if cfg.training.val_subjects is not None:
         keep = split_frame(frame, "val").head(cfg.training.val_subjects)

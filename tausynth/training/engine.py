@@ -57,12 +57,12 @@ def build_loss(
         if lc.max_slices_per_chunk is not None:
             options["max_slices_per_chunk"] = lc.max_slices_per_chunk
     elif lc.perceptual == "3d":
-        options = {"weights": "auto" if lc.weights in ("auto", "imagenet") else lc.weights, "autocast_dtype": autocast_dtype}
+        options = {"weights": lc.weights, "autocast_dtype": autocast_dtype}  # checked by check_weights_for_mode
     if features is not None and lc.perceptual != "none":
         options.pop("weights", None)
         options["features"] = features
-    return CombinedLoss(lc.alpha, lc.beta, lc.gamma, perceptual=lc.perceptual, data_range=lc.ssim_data_range, **options)
-
+    data_range = lc.ssim_data_range if lc.ssim_range == "fixed" else "target"
+    return CombinedLoss(lc.alpha, lc.beta, lc.gamma, perceptual=lc.perceptual, data_range=data_range, **options)
 
 class Engine:
     """Optimizers, schedulers, AMP and the step functions of one model.

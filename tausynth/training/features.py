@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from tausynth import __version__
-from tausynth.config import Config
+from tausynth.config import Config, check_weights_for_mode
 from tausynth.data.dataset import build_dataset
 from tausynth.errors import TausynthError
 from tausynth.io import atomic_write_bytes
@@ -54,13 +54,7 @@ from tausynth.losses.perceptual import vgg16_cache_path, vgg16_relu4_3
 from tausynth.losses.slices import plane_slices
 from tausynth.training.data import PetNormaliser
 
-__all__ = ["FEATURE_SOURCES", "OFFLINE_DEFAULT", "FeatureSource", "build_perceptual_features", "state_sha256"]
-
-FEATURE_SOURCES: dict[str, tuple[str, ...]] = {
-    "2d": ("auto", "imagenet", "calibrated", "indomain", "random"),
-    "3d": ("auto", "medicalnet", "calibrated", "random"),
-}
-"""Named ``loss.weights`` values per kind of perceptual term (a state-dict path is also accepted)."""
+__all__ = ["OFFLINE_DEFAULT", "FeatureSource", "build_perceptual_features", "state_sha256"]
 
 OFFLINE_DEFAULT = "calibrated"
 """What ``"auto"`` uses when the published weights are not cached. Chosen by measurement (loss
@@ -95,18 +89,6 @@ def state_sha256(module: nn.Module) -> str:
 
 def _kind(mode: str) -> str:
     return "3d" if mode == "3d" else "2d"
-
-
-def _check_weights(mode: str, weights: str) -> None:
-    allowed = FEATURE_SOURCES[_kind(mode)]
-    if weights in allowed:
-        return
-    looks_named = weights in {w for ws in FEATURE_SOURCES.values() for w in ws} or not Path(weights).suffix
-    if looks_named and not Path(weights).exists():
-        raise TausynthError(
-            f"config field 'loss.weights': {weights!r} does not apply to loss.perceptual {mode!r} "
-            f"(allowed: {', '.join(map(repr, allowed))}, or a state-dict path)"
-        )
 
 
 def _resolve_auto(mode: str) -> str:
@@ -305,7 +287,7 @@ def build_perceptual_features(
     mode, weights = cfg.loss.perceptual, str(cfg.loss.weights)
     if mode == "none":
         return FeatureSource(None, {"source": None})
-    _check_weights(mode, weights)
+    check_weights_for_mode(mode, weights)  # also checked when the config loads; a caller may build one by hand
     used = _resolve_auto(mode) if weights == "auto" else weights
     seed = 0  # the random networks' seed (every run of a book shares one network)
     volumes: list[torch.Tensor] = []

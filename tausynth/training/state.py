@@ -9,9 +9,13 @@ that a test can drive with a fake validation-loss sequence:
   epoch 0 included) the best validation loss is reset to ``+inf``, so the first epoch of each
   phase always "improves" and writes the best-since-switch checkpoint;
 * an improvement resets the patience counter to 0; an epoch without improvement increments it
-  **only for epochs** ``>= axial_starts[2]`` (the third axial phase: epoch 600 of the paper's
-  1000); training stops when the counter reaches ``patience``. A run too short to have three
-  axial phases never stops early.
+  **only for epochs after the trigger epoch** ``axial_starts[2]`` (the start of the third axial
+  phase: epoch 600 of the paper's 1000), i.e. from epoch 601 on; training stops when the counter
+  reaches ``patience``. A run too short to have three axial phases has the trigger epoch 0, so it
+  counts from epoch 1 on (the official code's fallback).
+
+That is the ``"official"`` early-stopping rule. ``"third_axial"`` is this package's earlier reading:
+count from ``axial_starts[2]`` itself, and never stop early without three axial phases.
 """
 
 from __future__ import annotations
@@ -20,9 +24,13 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from tausynth.errors import TausynthError
 from tausynth.losses.schedule import is_phase_start, plane_at_epoch, switch_epochs
 
-__all__ = ["EpochDecision", "PaperSchedule", "TrainingState"]
+__all__ = ["EARLY_STOPPING_RULES", "EpochDecision", "PaperSchedule", "TrainingState"]
+
+#: Values of ``training.early_stopping`` (see the module docstring).
+EARLY_STOPPING_RULES: tuple[str, ...] = ("official", "third_axial")
 
 
 @dataclass
@@ -40,7 +48,7 @@ class TrainingState:
     best_epoch : int
         Epoch of ``best_val`` (-1 if none).
     patience_counter : int
-        Epochs without improvement counted so far (only from ``axial_starts[2]`` on).
+        Epochs without improvement counted so far (only from :attr:`PaperSchedule.counting_from` on).
     steps : int
         Optimizer steps done in total.
     stopped : str or None
@@ -86,24 +94,49 @@ class PaperSchedule:
     cycle_factor : str or float
         As in :func:`tausynth.losses.schedule.switch_epochs`.
     patience : int
-        Epochs without improvement (counted from ``axial_starts[2]``) before stopping.
+        Epochs without improvement (counted from :attr:`counting_from` on) before stopping.
+    early_stopping : {"official", "third_axial"}, default="official"
+        ``"official"``: count the epochs after ``axial_starts[2]`` (after epoch 0 when there are
+        fewer than three axial phases), as the official code. ``"third_axial"``: count from
+        ``axial_starts[2]`` on, and never stop early when there are fewer than three axial phases.
 
     Examples
     --------
     >>> sched = PaperSchedule(1000, 120, "2/3", patience=30)
     >>> sched.counting_from, sched.plane(120)
-    (600, 'coronal')
+    (601, 'coronal')
+    >>> PaperSchedule(1000, 120, "2/3", patience=30, early_stopping="third_axial").counting_from
+    600
+    >>> PaperSchedule(15, 4, "2/3", patience=3).counting_from  # axial phases start at 0 and 12 only
+    1
     """
 
-    def __init__(self, max_epochs: int, cycle_duration: int, cycle_factor: str | float, patience: int) -> None:
+    def __init__(
+        self,
+        max_epochs: int,
+        cycle_duration: int,
+        cycle_factor: str | float,
+        patience: int,
+        early_stopping: str = "official",
+    ) -> None:
+        if early_stopping not in EARLY_STOPPING_RULES:
+            raise TausynthError(
+                f"config field 'training.early_stopping': unknown value {early_stopping!r} "
+                f"(allowed: {', '.join(EARLY_STOPPING_RULES)})"
+            )
         self.max_epochs = int(max_epochs)
         self.cycle_duration = int(cycle_duration)
         self.cycle_factor = cycle_factor
         self.patience = int(patience)
+        self.early_stopping = early_stopping
         self.switches = switch_epochs(self.max_epochs, self.cycle_duration, cycle_factor)
         axial = self.switches["axial"]
         #: First epoch whose non-improvement counts towards patience; None: early stopping never triggers.
-        self.counting_from: int | None = axial[2] if len(axial) > 2 else None
+        self.counting_from: int | None
+        if early_stopping == "official":  # epoch > trigger, the trigger 0 without a third axial phase
+            self.counting_from = (axial[2] if len(axial) > 2 else 0) + 1
+        else:
+            self.counting_from = axial[2] if len(axial) > 2 else None
 
     def plane(self, epoch: int) -> str:
         """The perceptual plane used during ``epoch``."""
@@ -152,10 +185,19 @@ class PaperSchedule:
             "cycle_factor": str(self.cycle_factor),
             "switch_epochs": self.switches,
             "patience": self.patience,
+            "early_stopping": self.early_stopping,
             "early_stopping_counts_from": self.counting_from,
-            "early_stopping_note": (
-                f"patience counted from epoch {self.counting_from} (axial_starts[2])"
-                if self.counting_from is not None
-                else "fewer than 3 axial phases: early stopping never triggers"
-            ),
+            "early_stopping_note": self._note(),
         }
+
+    def _note(self) -> str:
+        """One line on when patience counts (epochs 0-based)."""
+        axial = self.switches["axial"]
+        if self.early_stopping == "official":
+            if len(axial) > 2:
+                return (f"official rule: patience counts epochs after the third axial start (epoch {axial[2]}), "
+                        f"from epoch {self.counting_from} on")
+            return f"official rule: fewer than 3 axial phases, so patience counts from epoch {self.counting_from} on"
+        if self.counting_from is not None:
+            return f"third_axial rule: patience counts from epoch {self.counting_from} (the third axial start) on"
+        return "third_axial rule: fewer than 3 axial phases, so early stopping never triggers"

@@ -13,7 +13,7 @@ import itertools
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from tausynth.config import Config, dump_config
+from tausynth.config import VAL_REDUCTIONS, Config, dump_config
 from tausynth.data.manifest import load_manifest
 from tausynth.errors import TausynthError
 from tausynth.io import PathLike, file_sha256
@@ -61,7 +61,7 @@ from tausynth.training.run import (
 )
 from tausynth.training.state import PaperSchedule, TrainingState
 
-__all__ = ["TrainResult", "TrainingInterrupted", "init_output_bias", "resolve_device", "train"]
+__all__ = ["TrainResult", "TrainingInterrupted", "init_output_bias", "resolve_device", "train", "validation_terms"]
 
 BatchHook = Callable[[int, dict[str, Any]], None]
 
@@ -238,7 +238,7 @@ def train(
     feature_source = build_perceptual_features(cfg, frame, normaliser, root=root, log=log if ctx.is_main else _quiet)
     loss_fn = build_loss(cfg, amp_dtype, feature_source.features).to(device)
     engine = Engine(model, loss_fn, cfg, device, ctx, amp_dtype)
-    schedule = PaperSchedule(t.max_epochs, t.cycle_duration, t.cycle_factor, t.patience)
+    schedule = PaperSchedule(t.max_epochs, t.cycle_duration, t.cycle_factor, t.patience, t.early_stopping)
     cache_dir = Path(runs_root) / ".cache" if cfg.data.cache == "disk" else None
     train_ds, val_ds = build_datasets(cfg, frame, normaliser, model.divisor, cache_dir)
 
@@ -367,16 +367,10 @@ def train(
             train_sums, train_n = _reduce(sums, count, ctx, device)
             train_terms = _mean_terms(train_sums, train_n)
             _check_finite(train_terms, "training", epoch, run_dir, paths.final.name, engine, ctx, finish)
-            # every rank reports the same keys, even one whose validation shard is empty
-            val_sums = dict.fromkeys(("loss", "mse", "ssim_loss", "perceptual"), 0.0)
-            val_count = 0
-            for batch in epoch_loader(val_ds, cfg, ctx, epoch, train=False):
-                n = int(batch["t1"].shape[0])
-                for k, v in engine.val_step(batch, plane).items():
-                    val_sums[k] = val_sums.get(k, 0.0) + v * n
-                val_count += n
-            val_reduced, val_n = _reduce(val_sums, val_count, ctx, device)
-            val_terms = _mean_terms(val_reduced, val_n)
+            val_loader = epoch_loader(val_ds, cfg, ctx, epoch, train=False)
+            val_terms, val_n = validation_terms(
+                ((engine.val_step(b, plane), int(b["t1"].shape[0])) for b in val_loader), t.val_reduction, ctx, device
+            )
             if val_n:  # NaN weights after the epoch's last step show up here first
                 _check_finite(val_terms, "validation", epoch, run_dir, paths.final.name, engine, ctx, finish)
             engine.step_schedulers()
@@ -493,6 +487,54 @@ def _check_finite(
     raise TausynthError(
         f"{run_dir}: {which} loss is not finite in epoch {epoch + 1} (kept the checkpoint of epoch {epoch}, {checkpoint}){hint}"
     )
+
+
+def validation_terms(
+    batches: Iterable[tuple[dict[str, float], int]],
+    reduction: str = "batch_mean",
+    ctx: DistContext | None = None,
+    device: torch.device | None = None,
+) -> tuple[dict[str, float], float]:
+    """Average the validation loss terms of one epoch over batches (and ranks).
+
+    Parameters
+    ----------
+    batches : iterable of ``(terms, n)``
+        Each validation batch's mean loss terms and its number of samples.
+    reduction : {"batch_mean", "sample_mean"}, default="batch_mean"
+        ``"batch_mean"``: the mean of the per-batch means, as the official code (a short last batch
+        weighs as much as a full one). ``"sample_mean"``: each batch weighted by its size, i.e. the
+        mean over samples. Under DDP the sums and the counts (batches or samples) are summed over
+        ranks before dividing.
+
+    Returns
+    -------
+    terms : dict of str to float
+        The mean terms (``loss``, ``mse``, ``ssim_loss``, ``perceptual``); empty when there were no
+        batches on any rank.
+    count : float
+        The number of batches (or samples) behind the means, over all ranks.
+
+    Examples
+    --------
+    >>> batches = [({"loss": 1.0}, 2), ({"loss": 4.0}, 1)]
+    >>> validation_terms(batches, "batch_mean")[0]["loss"], validation_terms(batches, "sample_mean")[0]["loss"]
+    (2.5, 2.0)
+    """
+    if reduction not in VAL_REDUCTIONS:
+        raise TausynthError(
+            f"config field 'training.val_reduction': unknown value {reduction!r} (allowed: {', '.join(VAL_REDUCTIONS)})"
+        )
+    # every rank reports the same keys, even one whose validation shard is empty
+    sums = dict.fromkeys(("loss", "mse", "ssim_loss", "perceptual"), 0.0)
+    count = 0
+    for terms, n in batches:
+        weight = 1 if reduction == "batch_mean" else int(n)
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + v * weight
+        count += weight
+    reduced, total = _reduce(sums, count, ctx or DistContext(), device or torch.device("cpu"))
+    return _mean_terms(reduced, total), total
 
 
 def _reduce(sums: dict[str, float], count: int, ctx: DistContext, device: torch.device) -> tuple[dict[str, float], float]:

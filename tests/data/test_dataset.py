@@ -225,6 +225,32 @@ def test_augmentation_is_seedable(cohort) -> None:
     assert not torch.equal(a, c)
 
 
+def _background_minus_three(pet: np.ndarray, manufacturer: str) -> np.ndarray:
+    """A stand-in for standardized PET: the background (and the zero padding) sits at about -3."""
+    return pet - 3.0
+
+
+@pytest.mark.parametrize(
+    ("augmentation", "padding_mode", "zero_voxels"),
+    [
+        ({}, "zeros", True),  # the default: the official code's zero padding
+        ({"padding_mode": "zeros"}, "zeros", True),
+        ({"padding_mode": "border"}, "border", False),
+        ({"padding_mode": "reflection"}, "reflection", False),
+    ],
+)
+def test_spatial_augmentation_padding(cohort, augmentation: dict, padding_mode: str, zero_voxels: bool) -> None:
+    df, _, _ = cohort
+    rotate = {**NO_AUG, "affine": True, "affine_prob": 1.0, "rotate_range": math.pi / 4, **augmentation}
+    pipeline = build_transforms(augment=True, augmentation=rotate)
+    modes = {type(t).__name__: t.padding_mode for t in pipeline.transforms if hasattr(t, "padding_mode")}
+    assert modes == {"RandAffined": (padding_mode,) * 3}
+    s = build_dataset(df, "train", augment=True, augmentation=rotate, pet_transform=_background_minus_three, seed=0)[0]
+    assert bool((s["pet"][s["pet"] != 0] < 0).all())  # every PET voxel of the input is below zero
+    # voxels rotated in from outside the volume: exactly 0 with zero padding, else about -3
+    assert bool((s["pet"] == 0).any()) is zero_voxels
+
+
 def test_augmentation_config_validation() -> None:
     cfg = AugmentationConfig()
     assert (cfg.elastic_prob, cfg.elastic_sigma, cfg.elastic_magnitude) == (
@@ -234,6 +260,7 @@ def test_augmentation_config_validation() -> None:
     )
     assert (cfg.affine_prob, cfg.rotate_range, cfg.scale_range) == (0.5, math.pi / 12, 0.1)
     assert (cfg.flip_prob, cfg.noise_prob, cfg.noise_std) == (0.5, 1.0, 0.1)
+    assert cfg.padding_mode == "zeros"  # the official code
     assert AugmentationConfig.from_mapping({"elastic_sigma": [3, 5]}).elastic_sigma == (3.0, 5.0)
     with pytest.raises(TausynthError, match=r"unknown augmentation option\(s\) \['elastc'\]"):
         AugmentationConfig.from_mapping({"elastc": True})

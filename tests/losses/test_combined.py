@@ -55,6 +55,17 @@ def test_paper_defaults_and_data_range():
     assert loss.weights_source is None and loss.mode == "none"
 
 
+@pytest.mark.parametrize("data_range", [2.0, "target"])
+def test_ssim_data_range_fixed_or_from_the_target(data_range):
+    pred, target = vols(seed=3)
+    target = target * torch.tensor([1.0, 3.0]).view(2, 1, 1, 1, 1)  # two different target ranges
+    out = CombinedLoss(perceptual=None, data_range=data_range)(pred, target)
+    ranges = [2.0] * 2 if data_range == 2.0 else [float(t.max() - t.min()) for t in target]
+    ref = sum(float(SSIMLoss(spatial_dims=3, data_range=r)(pred[i : i + 1], target[i : i + 1])) for i, r in enumerate(ranges)) / 2
+    assert float(out.ssim) == pytest.approx(ref, rel=1e-5)
+    assert CombinedLoss(perceptual=None, data_range=data_range).data_range == data_range
+
+
 def test_identical_volumes_give_zero():
     _, target = vols(seed=2)
     out = CombinedLoss(perceptual="2.5d", features=small_features())(target, target)

@@ -61,3 +61,30 @@ def test_batch_reduction_is_the_mean_of_per_volume_losses() -> None:
 def test_bad_shapes(a: tuple[int, ...], b: tuple[int, ...], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         SeparableSSIMLoss()(torch.zeros(a), torch.zeros(b))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 12, 13, 11), (3, 1, 16, 12, 14), (2, 2, 13, 12, 12)])
+def test_target_range_equals_monai_with_each_targets_range(shape: tuple[int, ...]) -> None:
+    pred, target = pair(shape, seed=5)
+    target = target * torch.arange(1, shape[0] + 1, dtype=torch.float32).view(-1, 1, 1, 1, 1)  # ranges differ
+    ours = pred.clone().requires_grad_(True)
+    loss = SeparableSSIMLoss(data_range="target")(ours, target)
+    refs, ref_inputs = [], []
+    for i in range(shape[0]):
+        rng = float(target[i].max() - target[i].min())
+        x = pred[i : i + 1].clone().requires_grad_(True)
+        refs.append(SSIMLoss(spatial_dims=3, data_range=rng)(x, target[i : i + 1]))
+        ref_inputs.append(x)
+    ref = torch.stack(refs).mean()
+    assert float(loss.detach()) == pytest.approx(float(ref.detach()), rel=1e-5, abs=1e-6)
+    (g_ours,) = torch.autograd.grad(loss, ours)
+    g_ref = torch.cat(torch.autograd.grad(ref, ref_inputs))
+    assert torch.allclose(g_ours, g_ref, rtol=1e-3, atol=1e-4 * float(g_ref.abs().max()))
+    # and it is not the fixed range of the official code
+    assert float(loss.detach()) != pytest.approx(float(SeparableSSIMLoss(2.0)(pred, target)), rel=1e-3)
+
+
+def test_data_range_must_be_a_number_or_target() -> None:
+    assert SeparableSSIMLoss().data_range == 1.0 and SeparableSSIMLoss("target").data_range == "target"
+    with pytest.raises(ValueError, match="data_range must be a positive number or 'target', got 'max'"):
+        SeparableSSIMLoss(data_range="max")

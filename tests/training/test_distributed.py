@@ -75,3 +75,37 @@ def test_two_gloo_ranks_split_each_epoch_and_only_rank0_writes(tmp_path: Path, c
     metrics = pd.read_csv(run_dir / "metrics.csv")
     assert list(metrics["samples"]) == [len(train_ids)] * 2  # counts summed over both ranks
     assert (run_dir / "checkpoints" / "final_model.pt").is_file()
+
+
+VAL_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    import torch
+    import torch.distributed as dist
+    from tausynth.training.distributed import init_distributed
+    from tausynth.training.trainer import validation_terms
+
+    ctx = init_distributed("cpu")
+    # rank 0: a full batch and a partial one; rank 1: one full batch
+    batches = [[({"loss": 1.0}, 2), ({"loss": 4.0}, 1)], [({"loss": 10.0}, 2)]][ctx.rank]
+    out = {r: validation_terms(batches, r, ctx, torch.device("cpu")) for r in ("batch_mean", "sample_mean")}
+    if ctx.rank == 0:
+        with open(sys.argv[1], "w") as fh:
+            json.dump({r: [t["loss"], n] for r, (t, n) in out.items()}, fh)
+    dist.destroy_process_group()
+    """
+)
+
+
+@pytest.mark.slow
+def test_validation_reduction_sums_batches_or_samples_over_ranks(tmp_path: Path) -> None:
+    script = tmp_path / "ddp_val.py"
+    script.write_text(VAL_SCRIPT)
+    out = tmp_path / "val.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script), str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(out.read_text())
+    assert got["batch_mean"] == pytest.approx([(1.0 + 4.0 + 10.0) / 3, 3])  # the mean over all 3 batches
+    assert got["sample_mean"] == pytest.approx([(2 * 1.0 + 4.0 + 2 * 10.0) / 5, 5])

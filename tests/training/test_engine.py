@@ -101,3 +101,13 @@ def test_discriminator_learning_rate_must_be_positive(smoke_config) -> None:
 
     with pytest.raises(TausynthError, match="training.d_lr"):
         smoke_config(training={"d_lr": 0})
+
+
+def test_build_loss_passes_the_3d_weights_through(smoke_config) -> None:
+    loss = build_loss(smoke_config(loss={"perceptual": "3d", "weights": "random"}))
+    assert loss.mode == "3d" and loss.weights_source == "random"
+
+
+@pytest.mark.parametrize(("ssim", "expected"), [({}, 2.0), ({"ssim_data_range": 4.0}, 4.0), ({"ssim_range": "target"}, "target")])
+def test_build_loss_ssim_range(smoke_config, ssim: dict, expected: float | str) -> None:
+    assert build_loss(smoke_config(loss={"perceptual": "none", **ssim})).ssim.data_range == expected

@@ -23,6 +23,7 @@ from tausynth.training import (
     read_provenance,
     train,
 )
+from tausynth.training.trainer import validation_terms
 
 # Dropout and augmentation on, so that resuming must restore every random stream. No perceptual
 # term here to keep the tests fast (the plane still drives the best-loss resets and is checked);
@@ -77,7 +78,8 @@ def test_run_folder_follows_the_paper(reference_run) -> None:
     assert prov["perceptual_weights"] is None  # no perceptual term
     assert prov["standardizer"]["kind"] and prov["data"]["manifest_sha256"]
     assert prov["environment"]["torch"] == torch.__version__
-    assert prov["schedule"]["early_stopping_counts_from"] is None
+    # one axial phase: the official rule counts from epoch 1 (phases of 2 epochs never reach patience 2)
+    assert prov["schedule"]["early_stopping"] == "official" and prov["schedule"]["early_stopping_counts_from"] == 1
     ckpts = {p.name for p in (run_dir / "checkpoints").iterdir()}
     assert {"final_model.pt", "best_since_switch.pt"} <= ckpts
     best = load_checkpoint(run_dir / "checkpoints" / "best_since_switch.pt")
@@ -268,3 +270,37 @@ def test_init_output_bias_in_a_run_is_recorded_and_kept_on_resume(tmp_path: Path
     off = tmp_path / "off"
     train(config(training={"max_epochs": 1}), off, manifest=cohort_manifest, progress=False, log=lambda s: None)
     assert read_provenance(off)["output_bias_init"] is None
+
+
+def test_early_stopping_rule_reaches_the_schedule_and_the_provenance(tmp_path: Path, cohort_manifest: Path) -> None:
+    cfg = config(training={"max_epochs": 1, "early_stopping": "third_axial"})
+    train(cfg, tmp_path / "run", manifest=cohort_manifest, progress=False, log=lambda s: None)
+    schedule = read_provenance(tmp_path / "run")["schedule"]
+    assert schedule["early_stopping"] == "third_axial" and schedule["early_stopping_counts_from"] is None
+    assert "never triggers" in schedule["early_stopping_note"]
+
+
+# A validation split of 5 scans in batches of 2: the last batch holds one scan.
+PARTIAL_LAST_BATCH = [({"loss": 1.0, "mse": 0.5}, 2), ({"loss": 2.0, "mse": 0.5}, 2), ({"loss": 6.0, "mse": 2.0}, 1)]
+
+
+@pytest.mark.parametrize(
+    ("reduction", "loss", "mse", "count"),
+    [
+        ("batch_mean", (1.0 + 2.0 + 6.0) / 3, (0.5 + 0.5 + 2.0) / 3, 3),  # the official code
+        ("sample_mean", (2 * 1.0 + 2 * 2.0 + 6.0) / 5, (1.0 + 1.0 + 2.0) / 5, 5),
+    ],
+)
+def test_validation_loss_reduction_with_a_partial_last_batch(reduction: str, loss: float, mse: float, count: int) -> None:
+    terms, n = validation_terms(PARTIAL_LAST_BATCH, reduction)
+    assert terms["loss"] == pytest.approx(loss) and terms["mse"] == pytest.approx(mse) and n == count
+    assert set(terms) == {"loss", "mse", "ssim_loss", "perceptual"}
+
+
+def test_validation_loss_defaults_to_the_official_batch_mean() -> None:
+    assert Config().training.val_reduction == "batch_mean"
+    assert validation_terms(PARTIAL_LAST_BATCH)[0]["loss"] == pytest.approx(3.0)
+    with pytest.raises(TausynthError, match=r"'training\.val_reduction': unknown value 'median'"):
+        validation_terms(PARTIAL_LAST_BATCH, "median")
+    with pytest.raises(TausynthError, match=r"'training\.val_reduction': unknown value 'median'"):
+        config(training={"val_reduction": "median"})
