@@ -43,6 +43,7 @@ from tausynth.config import (
     _read_yaml,
     dotted_overrides,
     load_profile,
+    merge_overrides,
     plain_data,
     profile_source,
 )
@@ -154,9 +155,10 @@ def _entry(item: Any, index: int, profile: str, defaults: Mapping[str, Any], sou
             raise TausynthError(f"{at}.settings.{key}: give one dotted key per value (e.g. {key}.name), "
                                 "not a section")
         pairs.append((key, _frozen(value)))
-    if pairs:  # the config's own checks: unknown keys, types, allowed values
+    if pairs:  # the config's own checks (unknown keys, types, allowed values), as this entry's run sees them
+        own = {"model": {"name": model}, "loss": {"perceptual": loss}, "normalisation": normalisation}
         try:
-            load_profile(profile, dotted_overrides(settings.items()))
+            load_profile(profile, merge_overrides(own, dotted_overrides(settings.items())))
         except TausynthError as exc:
             raise TausynthError(f"{at}.settings: {exc}") from None
     return [RunSpec(model, loss, normalisation, seed, tuple(pairs)) for seed in seeds]

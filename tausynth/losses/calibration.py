@@ -81,7 +81,8 @@ def calibrate_unit_variance(
     scales: list[float] = []
     for conv in convs:
         captured: list[torch.Tensor] = []
-        def hook(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
+
+        def hook(_m: nn.Module, _i: object, out: torch.Tensor, captured: list[torch.Tensor] = captured) -> None:
             captured.append(out.detach().float().flatten().clone())  # an in-place ReLU may follow
             raise _StopForward
 
