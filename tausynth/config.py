@@ -146,9 +146,10 @@ class LossConfig:
     # objective of the "indomain" VGG16 pretraining: "denoise" (self-supervised) or "labels" (atlas labels)
     indomain_objective: str = "denoise"
     indomain_steps: int = 300  # optimizer steps of that pretraining (batches of 32 slices)
-    # offline networks ("calibrated", "indomain"): scale the term so that, for the mean training image,
-    # gamma * perceptual = alpha * MSE (an untrained network's feature scale is arbitrary; see the loss chapter)
-    balance_perceptual: bool = True
+    # offline networks ("calibrated", "indomain") only: null keeps the unit-variance scale; a number r
+    # scales the term so that, for the mean training image, gamma * perceptual = r * alpha * MSE (an
+    # untrained network's feature scale is arbitrary; see the loss chapter)
+    perceptual_balance: float | None = None
     per_sample_scaling: bool = False
     imagenet_norm: bool = False
     skip_empty_slices: bool = False
@@ -157,6 +158,10 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         check_weights_for_mode(self.perceptual, self.weights)
+        if self.perceptual_balance is not None and not self.perceptual_balance > 0:
+            raise TausynthError(f"config field 'loss.perceptual_balance': must be > 0 or null, got {self.perceptual_balance!r}")
+        if self.indomain_steps < 1:
+            raise TausynthError(f"config field 'loss.indomain_steps': must be >= 1, got {self.indomain_steps!r}")
 
 
 @dataclass(frozen=True)

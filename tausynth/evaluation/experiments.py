@@ -348,6 +348,13 @@ def limitations(collection: Collection, alpha: float = ALPHA, baselines: pd.Data
         k = int((runs["perceptual_weights"] == "random").sum())
         notes.append(f"{k} run(s) used a seeded, uncalibrated *random* feature network for the perceptual loss: "
                      "its features are tiny, so the term is a vanishing part of the loss, not the paper's.")
+    if "perceptual_weights" in runs:
+        offline = runs[runs["perceptual_weights"].astype(str).str.match(r"^(calibrated|indomain)")]
+        if not offline.empty:
+            kinds = ", ".join(sorted(set(offline["perceptual_weights"].astype(str))))
+            notes.append(f"{len(offline)} run(s) used an offline perceptual network ({kinds}) because the pretrained "
+                         "weights were not cached: their perceptual term has a real magnitude but measures other "
+                         "features than the paper's ImageNet VGG16 (see the loss chapter).")
     notes.extend(_perceptual_share_notes(runs))
     roi = collection.roi
     if not roi.empty and "braak" in roi and roi["braak"].notna().all():

@@ -8,9 +8,9 @@ terms. Nothing is ever downloaded:
 ``"calibrated"``
     The seeded random network, each convolution scaled to unit output variance on the training
     split (:func:`~tausynth.losses.calibration.calibrate_unit_variance`): features of order one.
-    With ``loss.balance_perceptual`` (default) one more factor makes the term as large as the MSE
+    With ``loss.perceptual_balance = r`` one more factor sets the term's size against the MSE
     term for the "average brain": on training subjects, ``γ·L_perc(mean image, x)`` equals
-    ``α·MSE(mean image, x)`` in the run's normalised space (:func:`balance_factor`).
+    ``r·α·MSE(mean image, x)`` in the run's normalised space (:func:`balance_factor`).
 ``"indomain"`` (2D only)
     VGG16 pretrained on the training split's slices (:mod:`tausynth.losses.indomain`), then
     calibrated and balanced the same way; cached under ``<root>/data/<profile>/features`` keyed by the slices' content and
@@ -62,7 +62,7 @@ chapter): on the demo cohort the calibrated random VGG16 separates the mean imag
 copy of the target 9x more than the in-domain network does (2x), costs seconds instead of minutes,
 and needs no labels."""
 
-CALIBRATION_SLICES = 48
+CALIBRATION_SLICES = 16
 """Slices per plane the 2D calibration uses (evenly spaced over the training split)."""
 
 CALIBRATION_VOLUMES = 8
@@ -310,8 +310,9 @@ def build_perceptual_features(
         net = resnet10_medicalnet(used, seed=seed) if mode == "3d" else vgg16_relu4_3(used, seed=seed)
         source = FeatureSource(net, {"source": net.weights_source})
     assert source.features is not None
-    if used in ("calibrated", "indomain") and cfg.loss.balance_perceptual:
-        balance = balance_factor(source.features, mode, volumes, cfg.loss.alpha, cfg.loss.gamma)
+    if used in ("calibrated", "indomain") and cfg.loss.perceptual_balance is not None:
+        balance = balance_factor(source.features, mode, volumes, cfg.loss.perceptual_balance * cfg.loss.alpha,
+                                 cfg.loss.gamma)
         _apply_balance(source.features, mode, balance["factor"])
         source.record["balance"] = {k: round(v, 6) for k, v in balance.items()}
     source.record.update(requested=weights, sha256=state_sha256(source.features))
