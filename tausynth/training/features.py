@@ -30,6 +30,7 @@ import contextlib
 import fcntl
 import hashlib
 import io
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -44,8 +45,9 @@ from torch import nn
 from tausynth import __version__
 from tausynth.config import Config, check_weights_for_mode
 from tausynth.data.dataset import build_dataset
+from tausynth.data.manifest import split_frame
 from tausynth.errors import TausynthError
-from tausynth.io import atomic_write_bytes
+from tausynth.io import atomic_write_bytes, atomic_write_text
 from tausynth.losses._weights import read_state_dict, warn_once
 from tausynth.losses.calibration import calibrate_unit_variance, conv_layers
 from tausynth.losses.indomain import PretrainConfig, pretrain_vgg16
@@ -61,6 +63,12 @@ OFFLINE_DEFAULT = "calibrated"
 chapter): on the demo cohort the calibrated random VGG16 separates the mean image from a blurred
 copy of the target 9x more than the in-domain network does (2x), costs seconds instead of minutes,
 and needs no labels."""
+
+SEED = 0
+"""Seed of the random networks (every run of a book shares one network)."""
+
+OFFLINE_FORMAT = "offline-features-v1"
+"""Part of the offline networks' cache key: bump it when what they are changes."""
 
 CALIBRATION_SLICES = 16
 """Slices per plane the 2D calibration uses (evenly spaced over the training split)."""
@@ -164,7 +172,7 @@ def _indomain(frame: pd.DataFrame, pre: PretrainConfig, cache_dir: Path, log: Ca
     path = cache_dir / f"vgg16-indomain-{pre.objective}-{key}.pt"
     record: dict[str, Any] = {"source": "indomain", "cache_file": path.name, "cache_key": key}
     net = vgg16_relu4_3("random", seed=pre.seed)
-    with _file_lock(cache_dir / ".lock"):
+    with _file_lock(cache_dir / ".lock-pretraining"):
         if path.is_file():
             net.load_state_dict(read_state_dict(path))
             meta_path = path.with_suffix(".json")
@@ -188,16 +196,10 @@ def _indomain(frame: pd.DataFrame, pre: PretrainConfig, cache_dir: Path, log: Ca
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    import json
-
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    import json
-
-    from tausynth.io import atomic_write_text
-
     atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
 
@@ -289,31 +291,82 @@ def build_perceptual_features(
         return FeatureSource(None, {"source": None})
     check_weights_for_mode(mode, weights)  # also checked when the config loads; a caller may build one by hand
     used = _resolve_auto(mode) if weights == "auto" else weights
-    seed = 0  # the random networks' seed (every run of a book shares one network)
-    volumes: list[torch.Tensor] = []
     if used in ("calibrated", "indomain"):
         normaliser = normaliser or PetNormaliser.fit(cfg.normalisation, frame)
-        volumes, _ = _training_volumes(frame, labels=False, transform=normaliser.transform)
+        source = _cached_offline(cfg, frame, normaliser, used, Path(root) / "data" / cfg.profile / "features", log)
+    else:
+        net = resnet10_medicalnet(used, seed=SEED) if mode == "3d" else vgg16_relu4_3(used, seed=SEED)
+        source = FeatureSource(net, {"source": net.weights_source})
+    assert source.features is not None
+    source.record.update(requested=weights, sha256=state_sha256(source.features))
+    return source
+
+
+def _offline_key(cfg: Config, frame: pd.DataFrame, normaliser: PetNormaliser, used: str) -> str:
+    """What an offline network depends on: the training PETs (path, size, mtime), the normalisation,
+    the loss settings that shape it, and the code version."""
+    stamps = []
+    for path in split_frame(frame, "train")["pet"]:
+        st = os.stat(path)
+        stamps.append([str(path), st.st_size, st.st_mtime_ns])
+    lc = cfg.loss
+    parts = [OFFLINE_FORMAT, __version__, used, _kind(lc.perceptual), stamps, normaliser.kind, normaliser.to_dict(),
+             lc.alpha, lc.gamma, lc.perceptual_balance, lc.indomain_objective, lc.indomain_steps]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _skeleton(mode: str) -> nn.Module:
+    return resnet10_medicalnet("random", seed=SEED) if mode == "3d" else vgg16_relu4_3("random", seed=SEED)
+
+
+def _cached_offline(
+    cfg: Config, frame: pd.DataFrame, normaliser: PetNormaliser, used: str, cache_dir: Path, log: Callable[[str], None]
+) -> FeatureSource:
+    """A calibrated (and balanced) offline network, made once per training data and settings and shared
+    by every run (and the loss chapter) through ``cache_dir``."""
+    mode = cfg.loss.perceptual
+    key = _offline_key(cfg, frame, normaliser, used)
+    path = cache_dir / f"{_kind(mode)}-{used}-{key}.pt"
+    with _file_lock(cache_dir / ".lock"):
+        if path.is_file():
+            net = _skeleton(mode)
+            net.load_state_dict(read_state_dict(path))
+            record = {**_read_json(path.with_suffix(".json")), "cached": True}
+        else:
+            source = _make_offline(cfg, frame, normaliser, used, cache_dir, log)
+            net, record = source.features, {**source.record, "cache_file": path.name}
+            buf = io.BytesIO()
+            torch.save(net.state_dict(), buf)
+            _write_json(path.with_suffix(".json"), record)
+            atomic_write_bytes(path, buf.getvalue())
+            record = {**record, "cached": False}
+    if "balance" in record and mode == "3d":
+        net.loss_scale = float(record["balance"]["factor"])
+    net.weights_source = "calibrated" if used == "calibrated" else f"indomain-{cfg.loss.indomain_objective}"
+    net.requires_grad_(False)
+    return FeatureSource(net.eval(), record)
+
+
+def _make_offline(
+    cfg: Config, frame: pd.DataFrame, normaliser: PetNormaliser, used: str, cache_dir: Path, log: Callable[[str], None]
+) -> FeatureSource:
+    mode = cfg.loss.perceptual
+    volumes, _ = _training_volumes(frame, labels=False, transform=normaliser.transform)
     if used == "calibrated" and mode == "3d":
-        source = _calibrated_3d(volumes, seed)
+        source = _calibrated_3d(volumes, SEED)
     elif used == "calibrated":
-        net = vgg16_relu4_3("random", seed=seed)
+        net = vgg16_relu4_3("random", seed=SEED)
         scales, seconds = _calibrate(net, _calibration_batches(plane_slices(volumes)))
-        net.weights_source = "calibrated"
         source = FeatureSource(net, {"source": "calibrated", "calibration_scales": scales,
                                      "calibration_slices_per_plane": CALIBRATION_SLICES,
                                      "calibration_seconds": round(seconds, 1)})
-    elif used == "indomain":
-        pre = PretrainConfig(objective=cfg.loss.indomain_objective, steps=cfg.loss.indomain_steps)
-        source = _indomain(frame, pre, Path(root) / "data" / cfg.profile / "features", log)
     else:
-        net = resnet10_medicalnet(used, seed=seed) if mode == "3d" else vgg16_relu4_3(used, seed=seed)
-        source = FeatureSource(net, {"source": net.weights_source})
+        pre = PretrainConfig(objective=cfg.loss.indomain_objective, steps=cfg.loss.indomain_steps)
+        source = _indomain(frame, pre, cache_dir, log)
     assert source.features is not None
-    if used in ("calibrated", "indomain") and cfg.loss.perceptual_balance is not None:
+    if cfg.loss.perceptual_balance is not None:
         balance = balance_factor(source.features, mode, volumes, cfg.loss.perceptual_balance * cfg.loss.alpha,
                                  cfg.loss.gamma)
         _apply_balance(source.features, mode, balance["factor"])
         source.record["balance"] = {k: round(v, 6) for k, v in balance.items()}
-    source.record.update(requested=weights, sha256=state_sha256(source.features))
     return source

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from tausynth.data.manifest import load_manifest
+from tausynth.data.manifest import load_manifest, split_frame
 from tausynth.errors import TausynthError
 from tausynth.losses import PretrainedWeightsUnavailableWarning
 from tausynth.training import features as feat
@@ -77,11 +79,42 @@ def test_indomain_network_is_cached_by_content_and_shared(smoke_config, frame, t
     assert first.record["cached"] is False and first.record["pretraining"]["config"]["objective"] == "labels"
     assert len(first.record["pretraining"]["calibration_scales"]) == 10
     assert any("pretraining an in-domain VGG16" in line for line in lines)
-    files = sorted(p.name for p in (tmp_path / "data" / "smoke" / "features").glob("*.pt"))
-    assert len(files) == 1 and first.record["cache_file"] == files[0]
+    folder = tmp_path / "data" / "smoke" / "features"
+    files = sorted(p.name for p in folder.glob("*.pt"))
+    # the pretrained network (keyed by the slices' content) and the run's network made from it
+    assert len(files) == 2 and first.record["cache_file"] in files
+    lines.clear()
     second = build_perceptual_features(cfg, frame, root=tmp_path, log=lines.append)
     assert second.record["cached"] is True and second.record["sha256"] == first.record["sha256"]
-    assert second.record["pretraining"] == first.record["pretraining"]
+    assert second.record["pretraining"] == first.record["pretraining"] and not lines
+    # another objective is another network
+    other = build_perceptual_features(smoke_config(loss={"weights": "indomain", "indomain_objective": "denoise"}),
+                                      frame, root=tmp_path, log=lines.append)
+    assert other.record["sha256"] != first.record["sha256"] and len(list(folder.glob("*.pt"))) == 4
+
+
+def test_calibrated_network_is_shared_and_follows_its_data(smoke_config, frame, cohort_manifest, tmp_path) -> None:
+    cfg = smoke_config(loss={"perceptual": "cyclic", "weights": "calibrated", "perceptual_balance": 0.25})
+    first = build_perceptual_features(cfg, frame, root=tmp_path)
+    again = build_perceptual_features(cfg, frame, root=tmp_path)
+    assert (first.record["cached"], again.record["cached"]) == (False, True)
+    assert again.record["sha256"] == first.record["sha256"] and again.record["balance"] == first.record["balance"]
+    # a training PET that changes on disk (same path) makes a new network, never a stale one
+    copy = tmp_path / "cohort"
+    shutil.copytree(cohort_manifest.parent, copy)
+    moved = load_manifest(copy / cohort_manifest.name)  # relative paths: the copy's own images
+    third = build_perceptual_features(cfg, moved, root=tmp_path)
+    pet = Path(split_frame(moved, "train")["pet"].iloc[0])
+    os.utime(pet, ns=(pet.stat().st_atime_ns, pet.stat().st_mtime_ns + 10**9))
+    fourth = build_perceptual_features(cfg, moved, root=tmp_path)
+    assert third.record["cache_file"] != fourth.record["cache_file"] and fourth.record["cached"] is False
+
+
+def test_3d_balance_survives_the_cache(smoke_config, frame, tmp_path) -> None:
+    cfg = smoke_config(loss={"perceptual": "3d", "weights": "calibrated", "perceptual_balance": 0.5})
+    first = build_perceptual_features(cfg, frame, root=tmp_path)
+    again = build_perceptual_features(cfg, frame, root=tmp_path)
+    assert again.record["cached"] and again.features.loss_scale == pytest.approx(first.record["balance"]["factor"])
 
 
 def _small(**kw):
