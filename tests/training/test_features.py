@@ -120,7 +120,7 @@ def test_3d_balance_survives_the_cache(smoke_config, frame, tmp_path) -> None:
 def _small(**kw):
     from tausynth.losses.indomain import PretrainConfig
 
-    return PretrainConfig(**kw, steps=4, batch_size=4)
+    return PretrainConfig(**{**kw, "steps": 4, "batch_size": 4})
 
 
 @pytest.mark.parametrize("mode", ["2.5d", "3d"])
