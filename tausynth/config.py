@@ -147,8 +147,8 @@ class LossConfig:
     indomain_objective: str = "denoise"
     indomain_steps: int = 300  # optimizer steps of that pretraining (batches of 32 slices)
     # offline networks ("calibrated", "indomain") only: null keeps the unit-variance scale; a number r
-    # scales the term so that, for the mean training image, gamma * perceptual = r * alpha * MSE (an
-    # untrained network's feature scale is arbitrary; see the loss chapter)
+    # scales the term so that, for the mean training image, gamma * perceptual = r * (alpha * MSE +
+    # beta * (1 - SSIM)) (an untrained network's feature scale is arbitrary; see the loss chapter)
     perceptual_balance: float | None = None
     per_sample_scaling: bool = False
     imagenet_norm: bool = False

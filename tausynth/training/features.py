@@ -8,9 +8,9 @@ terms. Nothing is ever downloaded:
 ``"calibrated"``
     The seeded random network, each convolution scaled to unit output variance on the training
     split (:func:`~tausynth.losses.calibration.calibrate_unit_variance`): features of order one.
-    With ``loss.perceptual_balance = r`` one more factor sets the term's size against the MSE
-    term for the "average brain": on training subjects, ``γ·L_perc(mean image, x)`` equals
-    ``r·α·MSE(mean image, x)`` in the run's normalised space (:func:`balance_factor`).
+    With ``loss.perceptual_balance = r`` one more factor sets the term's size against the rest of
+    the loss for the "average brain": on training subjects, ``γ·L_perc(mean image, x)`` equals
+    ``r·[α·MSE + β·(1 − SSIM)](mean image, x)`` in the run's normalised space (:func:`balance_factor`).
 ``"indomain"`` (2D only)
     VGG16 pretrained on the training split's slices (:mod:`tausynth.losses.indomain`), then
     calibrated and balanced the same way; cached under ``<root>/data/<profile>/features`` keyed by the slices' content and
@@ -34,7 +34,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ from tausynth.losses.medicalnet import medicalnet_cache_path, resnet10_medicalne
 from tausynth.losses.perceptual import vgg16_cache_path, vgg16_relu4_3
 from tausynth.losses.slices import plane_slices
 from tausynth.training.data import PetNormaliser
+from tausynth.training.engine import build_loss
 
 __all__ = ["OFFLINE_DEFAULT", "FeatureSource", "build_perceptual_features", "state_sha256"]
 
@@ -67,7 +68,7 @@ and needs no labels."""
 SEED = 0
 """Seed of the random networks (every run of a book shares one network)."""
 
-OFFLINE_FORMAT = "offline-features-v1"
+OFFLINE_FORMAT = "offline-features-v2"
 """Part of the offline networks' cache key: bump it when what they are changes."""
 
 CALIBRATION_SLICES = 16
@@ -219,26 +220,30 @@ def _calibrated_3d(vols: list[torch.Tensor], seed: int) -> FeatureSource:
 
 
 @torch.no_grad()
-def balance_factor(features: nn.Module, mode: str, volumes: list[torch.Tensor], alpha: float, gamma: float) -> dict[str, float]:
-    """Loss factor ``f`` with ``γ·f·L_perc(M, x) = α·MSE(M, x)`` summed over ``volumes``, ``M`` their mean.
+def balance_factor(cfg: Config, features: nn.Module, volumes: list[torch.Tensor]) -> dict[str, float]:
+    """Loss factor ``f`` with ``γ·f·L_perc(M, x) = r·[α·MSE(M, x) + β·(1 − SSIM(M, x))]``, ``r`` =
+    ``cfg.loss.perceptual_balance``, summed over training ``volumes``, ``M`` their mean.
 
-    ``volumes`` are normalised training PETs on one grid; ``L_perc`` is the 2.5D term (the mean of
-    the three planes' Algorithm 1) for the 2D network, the MedicalNet term for ``mode="3d"``.
+    So for the "average brain" the perceptual term is ``r`` times the rest of the paper's loss (a
+    share of ``r / (1 + r)``), whatever the intensity space. ``volumes`` are normalised training
+    PETs on one grid; ``L_perc`` is the 2.5D term (the mean of the three planes' Algorithm 1) for
+    the 2D network, the MedicalNet term for the ``"3d"`` mode; SSIM is the run's own.
     """
-    from tausynth.losses.perceptual import PerceptualLoss
-
-    term = PerceptualLoss("3d" if mode == "3d" else "2.5d", features=features)
+    lc = cfg.loss
+    mode = "3d" if lc.perceptual == "3d" else "2.5d"
+    # the run's loss with this network, on all slices (no random slice subset) and the 2.5D term
+    loss = build_loss(replace(cfg, loss=replace(lc, perceptual=mode, slices_per_step=None)), torch.bfloat16, features)
     mean = torch.stack(volumes).mean(0)[None]
     pick = torch.linspace(0, len(volumes) - 1, min(CALIBRATION_VOLUMES, len(volumes))).long().tolist()
-    mse = perc = 0.0
+    others = perc = 0.0
     for i in pick:
-        x = volumes[i][None]
-        mse += float(torch.nn.functional.mse_loss(mean, x))
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            perc += float(term(mean, x))
+        terms = loss(mean, volumes[i][None]).as_floats()
+        others += lc.alpha * terms["mse"] + lc.beta * terms["ssim_loss"]
+        perc += terms["perceptual"]
     if not perc > 0:
         raise TausynthError("balance: the perceptual term of the mean training image is 0 (identical training PETs?)")
-    return {"factor": alpha * mse / (gamma * perc), "mse_mean_image": mse / len(pick),
+    assert lc.perceptual_balance is not None
+    return {"factor": lc.perceptual_balance * others / (lc.gamma * perc), "other_terms_mean_image": others / len(pick),
             "perceptual_mean_image_before": perc / len(pick), "subjects": len(pick)}
 
 
@@ -311,7 +316,8 @@ def _offline_key(cfg: Config, frame: pd.DataFrame, normaliser: PetNormaliser, us
         stamps.append([str(path), st.st_size, st.st_mtime_ns])
     lc = cfg.loss
     parts = [OFFLINE_FORMAT, __version__, used, _kind(lc.perceptual), stamps, normaliser.kind, normaliser.to_dict(),
-             lc.alpha, lc.gamma, lc.perceptual_balance, lc.indomain_objective, lc.indomain_steps]
+             lc.alpha, lc.beta, lc.gamma, lc.ssim_range, lc.ssim_data_range, lc.perceptual_balance,
+             lc.indomain_objective, lc.indomain_steps]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -365,8 +371,7 @@ def _make_offline(
         source = _indomain(frame, pre, cache_dir, log)
     assert source.features is not None
     if cfg.loss.perceptual_balance is not None:
-        balance = balance_factor(source.features, mode, volumes, cfg.loss.perceptual_balance * cfg.loss.alpha,
-                                 cfg.loss.gamma)
+        balance = balance_factor(cfg, source.features, volumes)
         _apply_balance(source.features, mode, balance["factor"])
         source.record["balance"] = {k: round(v, 6) for k, v in balance.items()}
     return source

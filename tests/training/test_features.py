@@ -126,21 +126,24 @@ def _small(**kw):
 @pytest.mark.parametrize("mode", ["2.5d", "3d"])
 def test_balance_sets_the_term_against_the_mean_image_mse(smoke_config, frame, mode: str) -> None:
     from tausynth.losses import PerceptualLoss
+    from tausynth.losses.ssim import SeparableSSIMLoss
     from tausynth.training.data import PetNormaliser
 
     cfg = smoke_config(loss={"perceptual": mode, "weights": "calibrated", "perceptual_balance": 0.5})
     source = build_perceptual_features(cfg, frame)
     bal = source.record["balance"]
     assert bal["factor"] > 0 and bal["subjects"] >= 1
-    # recompute on the same subjects: gamma * L_perc(mean, x) = r * alpha * MSE(mean, x), summed
+    # recompute on the same subjects: gamma * L_perc(mean, x) = r * [alpha * MSE + beta * (1 - SSIM)](mean, x)
     vols, _ = feat._training_volumes(frame, labels=False, transform=PetNormaliser.fit("standardize", frame).transform)
     mean = torch.stack(vols).mean(0)[None]
     pick = torch.linspace(0, len(vols) - 1, min(feat.CALIBRATION_VOLUMES, len(vols))).long().tolist()
     term = PerceptualLoss("3d" if mode == "3d" else "2.5d", features=source.features)
+    ssim = SeparableSSIMLoss(data_range=cfg.loss.ssim_data_range)
     with torch.no_grad():
         perc = sum(float(term(mean, vols[i][None])) for i in pick)
-    mse = sum(float(torch.nn.functional.mse_loss(mean, vols[i][None])) for i in pick)
-    assert cfg.loss.gamma * perc == pytest.approx(0.5 * cfg.loss.alpha * mse, rel=0.05)  # bf16 in the balance
+        others = sum(cfg.loss.alpha * float(torch.nn.functional.mse_loss(mean, vols[i][None]))
+                     + cfg.loss.beta * float(ssim(mean, vols[i][None])) for i in pick)
+    assert cfg.loss.gamma * perc == pytest.approx(0.5 * others, rel=0.05)  # bf16 in the balance
 
 
 def test_no_balance_by_default(smoke_config, frame) -> None:
