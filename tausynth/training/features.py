@@ -157,7 +157,7 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 
 def _slices_key(slices: dict[str, tuple[torch.Tensor, torch.Tensor | None]], pre: PretrainConfig) -> str:
-    h = hashlib.sha256(f"indomain-v1|{__version__}|{pre}".encode())
+    h = hashlib.sha256(f"indomain-v1|{__version__}|{_source_digest()}|{pre}".encode())
     for plane, (images, labels) in slices.items():
         h.update(plane.encode())
         h.update(images.numpy().tobytes())
@@ -307,6 +307,16 @@ def build_perceptual_features(
     return source
 
 
+def _source_digest() -> str:
+    """Hash of the modules that make an offline network: a code change never reuses a stale one."""
+    pkg = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for rel in ("training/features.py", "losses/calibration.py", "losses/indomain.py", "losses/slices.py",
+                "losses/perceptual.py", "losses/medicalnet.py"):
+        h.update((pkg / rel).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _offline_key(cfg: Config, frame: pd.DataFrame, normaliser: PetNormaliser, used: str) -> str:
     """What an offline network depends on: the training PETs (path, size, mtime), the normalisation,
     the loss settings that shape it, and the code version."""
@@ -315,7 +325,7 @@ def _offline_key(cfg: Config, frame: pd.DataFrame, normaliser: PetNormaliser, us
         st = os.stat(path)
         stamps.append([str(path), st.st_size, st.st_mtime_ns])
     lc = cfg.loss
-    parts = [OFFLINE_FORMAT, __version__, used, _kind(lc.perceptual), stamps, normaliser.kind, normaliser.to_dict(),
+    parts = [OFFLINE_FORMAT, __version__, _source_digest(), used, _kind(lc.perceptual), stamps, normaliser.kind, normaliser.to_dict(),
              lc.alpha, lc.beta, lc.gamma, lc.ssim_range, lc.ssim_data_range, lc.perceptual_balance,
              lc.indomain_objective, lc.indomain_steps]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]

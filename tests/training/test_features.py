@@ -154,3 +154,11 @@ def test_no_balance_by_default(smoke_config, frame) -> None:
 def test_offline_feature_options_are_validated(smoke_config, key: str, value: float) -> None:
     with pytest.raises(TausynthError, match=f"config field 'loss.{key}'"):
         smoke_config(loss={key: value})
+
+
+def test_a_code_change_makes_a_new_network(smoke_config, frame, tmp_path, monkeypatch) -> None:
+    cfg = smoke_config(loss={"perceptual": "cyclic", "weights": "calibrated"})
+    first = build_perceptual_features(cfg, frame, root=tmp_path)
+    monkeypatch.setattr(feat, "_source_digest", lambda: "edited")
+    second = build_perceptual_features(cfg, frame, root=tmp_path)
+    assert second.record["cached"] is False and second.record["cache_file"] != first.record["cache_file"]
