@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 from tausynth import __version__
 from tausynth.config import load_profile
 from tausynth.errors import TausynthError
-from tausynth.io import atomic_write_text
+from tausynth.io import atomic_write_text, file_lock
 from tausynth.runlist import RunSpec as RunSpec  # re-exported: its home was this module
 from tausynth.runlist import load_runs
 
@@ -380,20 +380,9 @@ def read_run_log(root: str | Path = ".") -> dict[str, Any]:
         return {"chapters": {}}
 
 
-@contextlib.contextmanager
-def _run_log_lock(root: Path) -> Iterator[None]:
+def _run_log_lock(root: Path) -> contextlib.AbstractContextManager[None]:
     """Serialise read-modify-write of the run log between the processes of a parallel ``book run``."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not on POSIX: no parallel writers to guard against
-        yield
-        return
-    with (root / BUILD / "executed" / f".{RUN_LOG}.lock").open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return file_lock(root / BUILD / "executed" / f".{RUN_LOG}.lock")
 
 
 def _record_chapter(

@@ -37,6 +37,8 @@ PERCEPTUAL_MODES = ("none", "2d", "2.5d", "cyclic", "3d")
 PLANES = ("axial", "coronal", "sagittal")
 MODELS = ("unet", "unetr", "swinunetr", "pix2pix", "cyclegan")
 VAL_REDUCTIONS = ("batch_mean", "sample_mean")
+EARLY_STOPPING_RULES = ("official", "third_axial")
+PADDING_MODES = ("zeros", "border", "reflection")  # of the elastic and affine augmentations
 
 
 PERCEPTUAL_WEIGHTS: dict[str, tuple[str, ...]] = {
@@ -45,6 +47,11 @@ PERCEPTUAL_WEIGHTS: dict[str, tuple[str, ...]] = {
 }
 """Named ``loss.weights`` of the 2D modes' VGG16 (``2d``, ``2.5d``, ``cyclic``) and of the 3D mode's
 ResNet-10; a state-dict path is also accepted (see :mod:`tausynth.training.features`)."""
+
+
+def perceptual_kind(mode: str) -> str:
+    """The network a perceptual mode uses: ``"3d"`` (ResNet-10) for ``"3d"``, else ``"2d"`` (VGG16)."""
+    return "3d" if mode == "3d" else "2d"
 
 
 def check_weights_for_mode(mode: str, weights: str) -> None:
@@ -63,7 +70,7 @@ def check_weights_for_mode(mode: str, weights: str) -> None:
     """
     if mode == "none":
         return
-    kind = "3d" if mode == "3d" else "2d"
+    kind = perceptual_kind(mode)
     named = {w for ws in PERCEPTUAL_WEIGHTS.values() for w in ws}
     if weights not in named or weights in PERCEPTUAL_WEIGHTS[kind]:
         return
@@ -260,7 +267,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "normalisation": NORMALISATIONS,
     "data.source": ("synthetic", "manifest"),
     "data.cache": ("none", "memory", "disk"),
-    "data.augment_padding": ("zeros", "border", "reflection"),
+    "data.augment_padding": PADDING_MODES,
     "model.name": MODELS,
     "loss.perceptual": PERCEPTUAL_MODES,
     "loss.plane": PLANES,
@@ -270,7 +277,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "model.d_norm": ("instance", "batch"),
     "training.amp_dtype": ("bfloat16", "float16"),
     "training.val_reduction": VAL_REDUCTIONS,
-    "training.early_stopping": ("official", "third_axial"),
+    "training.early_stopping": EARLY_STOPPING_RULES,
     "training.device": ("auto", "cpu", "cuda"),
 }
 

@@ -45,6 +45,7 @@ from monai.transforms import (
     RandGaussianNoised,
 )
 
+from tausynth.config import PADDING_MODES
 from tausynth.data.manifest import load_manifest, split_frame
 from tausynth.data.preprocess import T1_NORMALISATIONS, derive_brain_mask, normalise_t1
 from tausynth.errors import TausynthError
@@ -74,7 +75,6 @@ META_KEYS: tuple[str, ...] = (
     "site",
     "scanner_model",
 )
-PADDING_MODES = ("zeros", "border", "reflection")  # of the elastic and affine augmentations
 _CACHE_FORMAT = 1  # bump when the cached (pre-boundary) pipeline changes meaning
 
 PetTransform = Callable[[np.ndarray, str], np.ndarray]

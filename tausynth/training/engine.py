@@ -64,6 +64,7 @@ def build_loss(
     data_range = lc.ssim_data_range if lc.ssim_range == "fixed" else "target"
     return CombinedLoss(lc.alpha, lc.beta, lc.gamma, perceptual=lc.perceptual, data_range=data_range, **options)
 
+
 class Engine:
     """Optimizers, schedulers, AMP and the step functions of one model.
 

@@ -24,13 +24,12 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from tausynth.config import EARLY_STOPPING_RULES
 from tausynth.errors import TausynthError
 from tausynth.losses.schedule import is_phase_start, plane_at_epoch, switch_epochs
 
 __all__ = ["EARLY_STOPPING_RULES", "EpochDecision", "PaperSchedule", "TrainingState"]
 
-#: Values of ``training.early_stopping`` (see the module docstring).
-EARLY_STOPPING_RULES: tuple[str, ...] = ("official", "third_axial")
 
 
 @dataclass
