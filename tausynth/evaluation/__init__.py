@@ -15,6 +15,11 @@ Submodules
     Mean ± SD tables, paired Wilcoxon tests, seed spread.
 :mod:`~tausynth.evaluation.claims`
     The paper's four claims and verdicts computed from metric tables.
+:mod:`~tausynth.evaluation.baselines`, :mod:`~tausynth.evaluation.regional`
+    Trivial baselines (mean image, linearly rescaled T1) and the regional regression that bounds
+    what the T1 carries about regional tau.
+:mod:`~tausynth.evaluation.tracking`
+    Per run, in words: does the synthetic tau track the real tau (r, AD vs CN, staging κ)?
 :mod:`~tausynth.evaluation.run`
     ``tausynth evaluate --run DIR``: a run's predictions to CSV tables and figures.
 """
@@ -57,6 +62,7 @@ from tausynth.evaluation.staging import (
     stage_frame,
 )
 from tausynth.evaluation.tables import paired_comparisons, rank_subjects, seed_spread, summary_table
+from tausynth.evaluation.tracking import tracking_sentences, tracking_table
 
 __all__ = [
     "CLAIMS",
@@ -94,6 +100,8 @@ __all__ = [
     "stage_frame",
     "subject_roi_rows",
     "summary_table",
+    "tracking_sentences",
+    "tracking_table",
     "verdict_table",
     "voxel_metrics",
 ]

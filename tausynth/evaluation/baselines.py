@@ -7,6 +7,11 @@ Two predictions that use no learning beyond one summary of the **training** spli
     test subject. It scores well on global voxel metrics (it is the cohort's average brain) but
     carries no between-subject signal, so its regional Pearson r is undefined (constant
     prediction) whenever all subjects share the grid and label map.
+``regional-regression``
+    The mean image with each label of the subject's label map shifted to the SUVR that a ridge
+    regression on the subject's T1-derived regional measures predicts
+    (:mod:`tausynth.evaluation.regional`). It is told where the regions are, so its regional r
+    bounds what the T1 carries about tau. Needs the manifest's ``labels`` column.
 ``t1-linear``
     The subject's own T1, normalised as the models see it
     (:func:`tausynth.data.preprocess.normalise_t1`, percentile method by default) and put on the
@@ -35,17 +40,26 @@ import pandas as pd
 from tausynth.data.manifest import load_manifest, split_frame
 from tausynth.data.preprocess import derive_brain_mask, normalise_t1
 from tausynth.errors import TausynthError
+from tausynth.evaluation.regional import (
+    RegionalFit,
+    fit_regional,
+    label_means,
+    paint_regional,
+    subject_features,
+)
 from tausynth.io import PathLike, atomic_write_text, file_sha256, load_nifti, save_nifti
 
 __all__ = [
     "BASELINES",
     "BaselineFit",
+    "available_baselines",
     "baseline_predictions",
     "baseline_variant",
     "fit_baselines",
+    "fit_regional_baseline",
 ]
 
-BASELINES: tuple[str, ...] = ("mean-image", "t1-linear")
+BASELINES: tuple[str, ...] = ("mean-image", "t1-linear", "regional-regression")
 """Names of the implemented baselines."""
 
 
@@ -77,6 +91,13 @@ def baseline_variant(name: str) -> dict[str, Any]:
     """Variant columns of a baseline, as :func:`tausynth.evaluation.run.run_variant` gives for a run."""
     _check_names([name])
     return {"run": f"baseline-{name}", "model": name, "perceptual": "n/a", "normalisation": "n/a", "seed": 0}
+
+
+def available_baselines(manifest: pd.DataFrame) -> list[str]:
+    """The baselines a loaded manifest supports: all, less ``regional-regression`` without label maps."""
+    labels = manifest["labels"] if "labels" in manifest.columns else pd.Series([], dtype=str)
+    has_labels = len(labels) > 0 and bool(labels.map(lambda v: isinstance(v, str) and bool(v)).all())
+    return [n for n in BASELINES if n != "regional-regression" or has_labels]
 
 
 def _check_names(names: Sequence[str]) -> None:
@@ -148,6 +169,48 @@ def fit_baselines(manifest: pd.DataFrame, t1_normalisation: str = "percentile") 
     return BaselineFit(total / len(train), affine, float(slope), float(intercept), t1_normalisation, len(train))
 
 
+def _labels(row: pd.Series) -> np.ndarray:
+    path = row.get("labels", "")
+    if not (isinstance(path, str) and path):
+        raise TausynthError(
+            f"subject {_who(row)}: the regional-regression baseline needs a label map (manifest column 'labels')"
+        )
+    return load_nifti(path)[0]
+
+
+def _ages(frame: pd.DataFrame) -> pd.Series | None:
+    """Every scan's age, or None when a scan has none (then age is not a feature)."""
+    if "age" not in frame.columns:
+        return None
+    ages = pd.to_numeric(frame["age"], errors="coerce")
+    return ages if bool(np.isfinite(ages).all()) else None
+
+
+def _regional_features(row: pd.Series, age: float | None, method: str) -> dict[int, dict[str, float]]:
+    t, _ = _t1(row, method)
+    labels = _labels(row)
+    if labels.shape != t.shape:
+        raise TausynthError(f"subject {_who(row)}: label map shape {labels.shape} differs from the T1 shape {t.shape}")
+    voxel_ml = abs(float(np.linalg.det(load_nifti(row["t1"])[1][:3, :3]))) / 1000.0
+    return subject_features(t, labels, voxel_ml, age, label_ids=np.unique(labels).astype(int).tolist())
+
+
+def fit_regional_baseline(manifest: pd.DataFrame, t1_normalisation: str = "percentile") -> RegionalFit:
+    """Fit the regional regression (:mod:`tausynth.evaluation.regional`) on the ``train`` rows.
+
+    Age is a feature only when every scan of the manifest has one.
+    """
+    train = split_frame(manifest, "train")
+    ages = _ages(manifest)
+    features, targets = [], []
+    for index, row in train.iterrows():
+        feats = _regional_features(row, None if ages is None else float(ages[index]), t1_normalisation)
+        feats.pop(0, None)  # the background is not a region
+        features.append(feats)
+        targets.append(label_means(load_nifti(row["pet"])[0], _labels(row)))
+    return fit_regional(features, targets)
+
+
 def _stem(row: pd.Series) -> str:
     ses = row.get("session", "")
     return f"{row['subject_id']}_ses-{ses}" if isinstance(ses, str) and ses else str(row["subject_id"])
@@ -157,7 +220,7 @@ def baseline_predictions(
     manifest: PathLike,
     split: str = "test",
     out: PathLike = "baselines",
-    names: Sequence[str] = BASELINES,
+    names: Sequence[str] | None = None,
     t1_normalisation: str = "percentile",
     log: Callable[[str], None] | None = print,
 ) -> dict[str, pd.DataFrame]:
@@ -175,8 +238,9 @@ def baseline_predictions(
     split : str, default="test"
     out : path
         Parent folder of the baselines (e.g. ``runs/<profile>/baselines``).
-    names : sequence of str
-        Baselines to write (:data:`BASELINES`).
+    names : sequence of str, optional
+        Baselines to write (:data:`BASELINES`); default: those the manifest supports
+        (:func:`available_baselines`).
     t1_normalisation : {"percentile", "zscore", "none"}
         T1 normalisation of ``t1-linear`` (the models' default is ``"percentile"``).
     log : callable, optional
@@ -187,8 +251,9 @@ def baseline_predictions(
     dict of str to pandas.DataFrame
         The predictions table of each baseline.
     """
-    _check_names(names)
     frame = load_manifest(manifest)
+    names = available_baselines(frame) if names is None else list(names)
+    _check_names(names)
     rows = split_frame(frame, split)
     if rows.empty:
         raise TausynthError(f"{manifest}: no scans in split {split!r}")
@@ -196,6 +261,8 @@ def baseline_predictions(
            "t1_normalisation": t1_normalisation, "format": 1}
     tables: dict[str, pd.DataFrame] = {}
     fit: BaselineFit | None = None
+    regional: RegionalFit | None = None
+    ages = _ages(frame)
     for name in names:
         folder = Path(out) / name / split
         stamp = folder / "baseline.json"
@@ -213,17 +280,22 @@ def baseline_predictions(
                 continue
         fit = fit or fit_baselines(frame, t1_normalisation)
         records = []
-        for _, row in rows.iterrows():
+        if name == "regional-regression":
+            regional = regional or fit_regional_baseline(frame, t1_normalisation)
+        for index, row in rows.iterrows():
             pet, pet_affine, _ = load_nifti(row["pet"])
-            if name == "mean-image":
-                if pet.shape != fit.mean_image.shape or not np.allclose(pet_affine, fit.affine, atol=1e-3):
-                    raise TausynthError(
-                        f"subject {_who(row)}: PET {row['pet']} is not on the training grid; the mean-image baseline needs one grid"
-                    )
-                volume = fit.mean_image
+            if name == "t1-linear":
+                volume = fit.slope * _t1(row, t1_normalisation)[0] + fit.intercept
+            elif pet.shape != fit.mean_image.shape or not np.allclose(pet_affine, fit.affine, atol=1e-3):
+                raise TausynthError(
+                    f"subject {_who(row)}: PET {row['pet']} is not on the training grid; the {name} baseline needs one grid"
+                )
+            elif regional is not None and name == "regional-regression":
+                age = None if ages is None else float(ages[index])
+                predicted = regional.predict(_regional_features(row, age, t1_normalisation))
+                volume = paint_regional(fit.mean_image, _labels(row), predicted)
             else:
-                t, _ = _t1(row, t1_normalisation)
-                volume = fit.slope * t + fit.intercept
+                volume = fit.mean_image
             path = folder / f"{_stem(row)}_suvr.nii.gz"
             save_nifti(path, volume.astype(np.float32), pet_affine)
             records.append({"subject_id": row["subject_id"], "session": row.get("session", ""), "split": split,
@@ -234,6 +306,8 @@ def baseline_predictions(
         info = {"n_train": fit.n_train}
         if name == "t1-linear":
             info |= {"slope": fit.slope, "intercept": fit.intercept}
+        if name == "regional-regression" and regional is not None:
+            info |= regional.summary()
         atomic_write_text(stamp, json.dumps({"key": key, "fit": info}, indent=2) + "\n")
         tables[name] = table
         if log is not None:

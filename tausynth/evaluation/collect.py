@@ -432,9 +432,8 @@ def collect_baselines(
     which select standardization runs, never mistake a baseline for a model.
     """
     from tausynth.data.manifest import load_manifest
-    from tausynth.evaluation.baselines import BASELINES, baseline_predictions, baseline_variant
+    from tausynth.evaluation.baselines import baseline_predictions, baseline_variant
 
-    names = list(names) if names is not None else list(BASELINES)
     tables = baseline_predictions(manifest, split, out, names, log=log)
     frame = load_manifest(manifest)
     parts: dict[str, list[pd.DataFrame]] = {k: [] for k in ("metrics", "roi", "agreement", "positivity", "staging")}

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tausynth.data.manifest import load_manifest
+from tausynth.data.manifest import load_manifest, split_frame
 from tausynth.data.preprocess import normalise_t1
 from tausynth.errors import TausynthError
 from tausynth.evaluation import baselines as B
@@ -94,3 +94,45 @@ def test_errors_name_the_problem(tmp_path):
         B.baseline_predictions(manifest, "val", tmp_path / "o", log=None)
     assert B.baseline_variant("mean-image") == {"run": "baseline-mean-image", "model": "mean-image",
                                                 "perceptual": "n/a", "normalisation": "n/a", "seed": 0}
+
+
+def _with_labels(tmp_path, manifest, tau_of_t1: float):
+    """Give each subject a two-region label map; region 17's PET mean follows its T1 mean."""
+    df = pd.read_csv(manifest)
+    rng = np.random.default_rng(1)
+    for i, row in df.iterrows():
+        t1, affine = load_nifti(tmp_path / row["t1"])[:2]
+        labels = np.zeros(SHAPE, np.int16)
+        labels[2:6, 2:10, 2:10], labels[6:10, 2:10, 2:10] = 17, 2
+        t1[labels == 17] *= rng.uniform(0.6, 1.4)  # atrophy-like darkening, varying between subjects
+        save_nifti(tmp_path / row["t1"], t1, affine)
+        norm = normalise_t1(t1, load_nifti(tmp_path / row["mask"])[0])
+        pet = np.where(labels == 17, 3.0 + tau_of_t1 * norm[labels == 17].mean(), 1.0).astype(np.float32)
+        save_nifti(tmp_path / f"{row['subject_id']}/labels.nii.gz", labels, affine)
+        save_nifti(tmp_path / row["pet"], pet, affine)
+        df.loc[i, "labels"] = f"{row['subject_id']}/labels.nii.gz"
+    df.to_csv(manifest, index=False)
+    return manifest
+
+
+def test_regional_regression_follows_a_regional_t1_relation(tmp_path):
+    manifest = _with_labels(tmp_path, _write_manifest(tmp_path, n_train=12, n_test=6), tau_of_t1=-2.0)
+    table = B.baseline_predictions(manifest, "test", tmp_path / "out", names=["regional-regression"], log=None)
+    frame = load_manifest(manifest)
+    predicted, real = [], []
+    for (_, row), path in zip(split_frame(frame, "test").iterrows(), table["regional-regression"]["path"], strict=True):
+        labels = load_nifti(row["labels"])[0] == 17
+        predicted.append(load_nifti(path)[0][labels].mean())
+        real.append(load_nifti(row["pet"])[0][labels].mean())
+    # the T1 darkening carries the regional value: the regression tracks it (ridge shrinks it a little)
+    assert np.corrcoef(predicted, real)[0, 1] > 0.95
+    np.testing.assert_allclose(predicted, real, atol=0.15 * np.ptp(real))
+    stamp = json.loads((tmp_path / "out" / "regional-regression" / "test" / "baseline.json").read_text())
+    assert stamp["fit"]["features"] == ["t1_mean", "volume_ml", "ventricles_ml"] and stamp["fit"]["labels"] == [2, 17]
+
+
+def test_regional_regression_needs_label_maps(tmp_path):
+    manifest = _write_manifest(tmp_path)
+    assert B.available_baselines(load_manifest(manifest)) == ["mean-image", "t1-linear"]
+    with pytest.raises(TausynthError, match="sub-00.*regional-regression baseline needs a label map"):
+        B.baseline_predictions(manifest, "test", tmp_path / "o", names=["regional-regression"], log=None)

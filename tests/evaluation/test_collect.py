@@ -194,10 +194,10 @@ def test_claim_inputs_use_suvr_space_only():
 @pytest.mark.slow
 def test_collect_baselines_are_scored_like_runs(tmp_path, cohort):
     base = C.collect_baselines(cohort / "manifest.csv", "train", out=tmp_path / "baselines", log=None)
-    assert set(base.metrics["run"]) == {"baseline-mean-image", "baseline-t1-linear"}
+    assert set(base.metrics["run"]) == {"baseline-mean-image", "baseline-t1-linear", "baseline-regional-regression"}
     assert set(base.metrics["normalisation"]) == {"n/a"} and set(base.runs["status"]) == {"baseline"}
     n_train = int((pd.read_csv(cohort / "manifest.csv")["split"] == "train").sum())
-    assert len(base.metrics) == 2 * n_train and base.roi["region"].nunique() > 5
+    assert len(base.metrics) == 3 * n_train and base.roi["region"].nunique() > 5
     paths = pd.read_csv(tmp_path / "baselines" / "mean-image" / "train" / "predictions.csv")["path"]
     images = [load_nifti(p)[0] for p in paths]
     assert all(np.array_equal(images[0], im) for im in images[1:])  # one image for everybody
