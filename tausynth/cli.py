@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from tausynth.config import PROFILES
 from tausynth.errors import TausynthError, ValidationErrors
 
 Handler = Callable[[argparse.Namespace], int]
@@ -98,7 +99,7 @@ def _add_book(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("book", help="execute the chapters with papermill, or render the book")
     bsub = p.add_subparsers(dest="book_command", required=True, metavar="ACTION")
     run = bsub.add_parser("run", help="execute every chapter with papermill (skips unchanged ones)")
-    run.add_argument("--profile", choices=("smoke", "demo", "paper"), default="demo")
+    run.add_argument("--profile", choices=PROFILES, default="demo")
     run.add_argument("--only", metavar="CHAPTER", help="execute this chapter only")
     run.add_argument("--force", action="store_true", help="re-execute even unchanged chapters")
     run.add_argument("--manifest", help="run on this data manifest instead of the synthetic cohort")
@@ -230,6 +231,32 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_predict)
 
 
+def _cmd_study(args: argparse.Namespace) -> int:
+    from tausynth import study
+
+    if args.study_command == "run":
+        statuses = study.run_study(args.profile, jobs=args.jobs, runs=args.runs)
+        print(f"study {args.profile}: {sum(s == 'finished' for s in statuses.values())}/{len(statuses)} run(s) finished")
+    else:
+        study.archive_study(args.profile, dest=args.out, split=args.split, runs=args.runs)
+    return 0
+
+
+def _add_study(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("study", help="train a profile's whole run list without the book, then archive its tables")
+    ssub = p.add_subparsers(dest="study_command", required=True, metavar="ACTION")
+    run = ssub.add_parser("run", help="train every run of the run list (resumes; reuses finished runs)")
+    archive = ssub.add_parser("archive", help="evaluate the finished runs and write archive/<profile>/")
+    for q in (run, archive):
+        q.add_argument("--profile", choices=PROFILES, default="study")
+        q.add_argument("--runs", metavar="FILE.yaml", help="the runs listed under 'runs:' in this YAML instead")
+    run.add_argument("--jobs", type=_positive_int, default=2, metavar="N",
+                     help="runs trained at a time, sharing the CPU cores (default: 2)")
+    archive.add_argument("--out", help="archive folder (default: archive/<profile>)")
+    archive.add_argument("--split", default="test", help="split evaluated (default: test)")
+    p.set_defaults(handler=_cmd_study)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``tausynth`` argument parser with every sub-command."""
     from tausynth import __version__
@@ -280,7 +307,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_synth, _add_validate, _add_book, _add_standardize, _add_train, _add_predict, _add_evaluate,
+    _add_synth, _add_validate, _add_book, _add_standardize, _add_train, _add_predict, _add_evaluate, _add_study,
 ]
 
 

@@ -31,7 +31,9 @@ import yaml
 
 from tausynth.errors import TausynthError
 
-PROFILES = ("smoke", "demo", "paper")
+PROFILES = ("smoke", "demo", "study", "paper")
+#: A profile YAML may name another under this key: its configuration (not its runs) is the base.
+BASE_KEY = "base"
 NORMALISATIONS = ("standardize", "minmax")
 PERCEPTUAL_MODES = ("none", "2d", "2.5d", "cyclic", "3d")
 PLANES = ("axial", "coronal", "sagittal")
@@ -407,12 +409,23 @@ RUNS_KEY = "runs"
 
 
 def profile_source(name: str) -> dict[str, Any]:
-    """Return everything a shipped profile's YAML holds: its configuration and its ``runs`` list."""
+    """Return everything a shipped profile's YAML holds: its configuration and its ``runs`` list.
+
+    A profile with a ``base: <other>`` key is the other profile's configuration with its own
+    values merged over it (its ``runs`` list is its own).
+    """
     if name not in PROFILES:
         raise TausynthError(f"unknown profile {name!r} (allowed: {', '.join(PROFILES)})")
     text = resources.files("tausynth.profiles").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
     data = _read_yaml(text, f"profile {name}")
-    data.setdefault("profile", name)
+    base = data.pop(BASE_KEY, None)
+    if base is not None:
+        if base == name or base not in PROFILES:
+            raise TausynthError(f"profile {name}: base {base!r} must be another profile ({', '.join(PROFILES)})")
+        inherited = profile_source(str(base))
+        inherited.pop(RUNS_KEY, None)
+        data = merge_overrides(inherited, data)
+    data["profile"] = name
     return data
 
 
@@ -424,7 +437,7 @@ def profile_dict(name: str) -> dict[str, Any]:
 
 
 def load_profile(name: str, overrides: dict[str, Any] | None = None) -> Config:
-    """Load a shipped profile (``smoke``, ``demo`` or ``paper``), optionally with overrides.
+    """Load a shipped profile (``smoke``, ``demo``, ``study`` or ``paper``), optionally with overrides.
 
     Parameters
     ----------

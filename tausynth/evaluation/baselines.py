@@ -47,7 +47,7 @@ from tausynth.evaluation.regional import (
     paint_regional,
     subject_features,
 )
-from tausynth.io import PathLike, atomic_write_text, file_sha256, load_nifti, save_nifti
+from tausynth.io import PathLike, atomic_write_text, file_lock, file_sha256, load_nifti, save_nifti
 
 __all__ = [
     "BASELINES",
@@ -259,57 +259,93 @@ def baseline_predictions(
         raise TausynthError(f"{manifest}: no scans in split {split!r}")
     key = {"manifest": str(Path(manifest).resolve()), "manifest_sha256": file_sha256(manifest), "split": split,
            "t1_normalisation": t1_normalisation, "format": 1}
+    fits = _Fits(frame, t1_normalisation)
     tables: dict[str, pd.DataFrame] = {}
-    fit: BaselineFit | None = None
-    regional: RegionalFit | None = None
-    ages = _ages(frame)
-    for name in names:
-        folder = Path(out) / name / split
-        stamp = folder / "baseline.json"
-        table_path = folder / "predictions.csv"
-        if stamp.is_file() and table_path.is_file():
-            try:
-                cached = json.loads(stamp.read_text(encoding="utf-8"))
-            except ValueError:
-                cached = {}
-            if cached.get("key") == key:
-                tables[name] = pd.read_csv(table_path, dtype={"subject_id": str, "session": str},
-                                           keep_default_na=False)
+    # one writer at a time: the ROI and results chapters may ask for the same baselines at once
+    with file_lock(Path(out) / ".baselines.lock"):
+        for name in names:
+            folder = Path(out) / name / split
+            tables[name] = _cached(folder, key)
+            if not tables[name].empty:
                 if log is not None:
                     log(f"baseline {name}: reusing {folder}")
                 continue
-        fit = fit or fit_baselines(frame, t1_normalisation)
-        records = []
-        if name == "regional-regression":
-            regional = regional or fit_regional_baseline(frame, t1_normalisation)
-        for index, row in rows.iterrows():
-            pet, pet_affine, _ = load_nifti(row["pet"])
-            if name == "t1-linear":
-                volume = fit.slope * _t1(row, t1_normalisation)[0] + fit.intercept
-            elif pet.shape != fit.mean_image.shape or not np.allclose(pet_affine, fit.affine, atol=1e-3):
-                raise TausynthError(
-                    f"subject {_who(row)}: PET {row['pet']} is not on the training grid; the {name} baseline needs one grid"
-                )
-            elif regional is not None and name == "regional-regression":
-                age = None if ages is None else float(ages[index])
-                predicted = regional.predict(_regional_features(row, age, t1_normalisation))
-                volume = paint_regional(fit.mean_image, _labels(row), predicted)
-            else:
-                volume = fit.mean_image
-            path = folder / f"{_stem(row)}_suvr.nii.gz"
-            save_nifti(path, volume.astype(np.float32), pet_affine)
-            records.append({"subject_id": row["subject_id"], "session": row.get("session", ""), "split": split,
-                            "manufacturer": row.get("manufacturer", ""), "kind": "suvr", "oracle": False,
-                            "path": str(path.resolve())})
-        table = pd.DataFrame(records)
-        atomic_write_text(table_path, table.to_csv(index=False))
-        info = {"n_train": fit.n_train}
-        if name == "t1-linear":
-            info |= {"slope": fit.slope, "intercept": fit.intercept}
-        if name == "regional-regression" and regional is not None:
-            info |= regional.summary()
-        atomic_write_text(stamp, json.dumps({"key": key, "fit": info}, indent=2) + "\n")
-        tables[name] = table
-        if log is not None:
-            log(f"baseline {name}: wrote {len(table)} predictions of split {split!r} to {folder}")
+            tables[name] = _write_baseline(name, rows, fits, folder, key, split)
+            if log is not None:
+                log(f"baseline {name}: wrote {len(tables[name])} predictions of split {split!r} to {folder}")
     return tables
+
+
+def _cached(folder: Path, key: dict[str, Any]) -> pd.DataFrame:
+    """The predictions table of ``folder`` when its stamp matches ``key``; empty otherwise."""
+    stamp, table_path = folder / "baseline.json", folder / "predictions.csv"
+    if not (stamp.is_file() and table_path.is_file()):
+        return pd.DataFrame()
+    try:
+        cached = json.loads(stamp.read_text(encoding="utf-8"))
+    except ValueError:
+        return pd.DataFrame()
+    if cached.get("key") != key:
+        return pd.DataFrame()
+    return pd.read_csv(table_path, dtype={"subject_id": str, "session": str}, keep_default_na=False)
+
+
+class _Fits:
+    """The baselines' fits, each made once and only when a baseline needs it."""
+
+    def __init__(self, frame: pd.DataFrame, t1_normalisation: str) -> None:
+        self.frame, self.method, self.ages = frame, t1_normalisation, _ages(frame)
+        self._common: BaselineFit | None = None
+        self._regional: RegionalFit | None = None
+
+    @property
+    def common(self) -> BaselineFit:
+        self._common = self._common or fit_baselines(self.frame, self.method)
+        return self._common
+
+    @property
+    def regional(self) -> RegionalFit:
+        self._regional = self._regional or fit_regional_baseline(self.frame, self.method)
+        return self._regional
+
+    def volume(self, name: str, index: object, row: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+        """One scan's prediction under baseline ``name``, and the PET's affine."""
+        pet, pet_affine, _ = load_nifti(row["pet"])
+        fit = self.common
+        if name == "t1-linear":
+            return fit.slope * _t1(row, self.method)[0] + fit.intercept, pet_affine
+        if pet.shape != fit.mean_image.shape or not np.allclose(pet_affine, fit.affine, atol=1e-3):
+            raise TausynthError(
+                f"subject {_who(row)}: PET {row['pet']} is not on the training grid; the {name} baseline needs one grid"
+            )
+        if name == "regional-regression":
+            age = None if self.ages is None else float(self.ages[index])
+            predicted = self.regional.predict(_regional_features(row, age, self.method))
+            return paint_regional(fit.mean_image, _labels(row), predicted), pet_affine
+        return fit.mean_image, pet_affine
+
+    def info(self, name: str) -> dict[str, Any]:
+        """What ``baseline.json`` records of the fit behind ``name``."""
+        info: dict[str, Any] = {"n_train": self.common.n_train}
+        if name == "t1-linear":
+            info |= {"slope": self.common.slope, "intercept": self.common.intercept}
+        if name == "regional-regression":
+            info |= self.regional.summary()
+        return info
+
+
+def _write_baseline(
+    name: str, rows: pd.DataFrame, fits: _Fits, folder: Path, key: dict[str, Any], split: str
+) -> pd.DataFrame:
+    records = []
+    for index, row in rows.iterrows():
+        volume, affine = fits.volume(name, index, row)
+        path = folder / f"{_stem(row)}_suvr.nii.gz"
+        save_nifti(path, volume.astype(np.float32), affine)
+        records.append({"subject_id": row["subject_id"], "session": row.get("session", ""), "split": split,
+                        "manufacturer": row.get("manufacturer", ""), "kind": "suvr", "oracle": False,
+                        "path": str(path.resolve())})
+    table = pd.DataFrame(records)
+    atomic_write_text(folder / "predictions.csv", table.to_csv(index=False))
+    atomic_write_text(folder / "baseline.json", json.dumps({"key": key, "fit": fits.info(name)}, indent=2) + "\n")
+    return table
