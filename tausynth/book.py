@@ -149,7 +149,7 @@ def ensure_cohort(root: Path, profile: str, log: Callable[[str], None] = print) 
         log(f"cohort   cached    {out}")
         return out / "manifest.csv"
     start = time.perf_counter()
-    write_cohort(out, n=cfg.n_subjects, seed=cfg.seed, resolution=cfg.resolution,
+    write_cohort(out, n=cfg.n_subjects, seed=cfg.seed, resolution=cfg.resolution, workers=_threads_per_job(1),
                  confound=cfg.confound, progress=False)
     atomic_write_text(stamp, key + "\n")
     log(f"cohort   generated {time.perf_counter() - start:7.1f} s  {cfg.n_subjects} subjects -> {out}")

@@ -28,6 +28,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         confound=args.confound,
         travelling=args.travelling,
         progress=not args.quiet,
+        workers=args.workers,
     )
     print(f"wrote {len(manifest)} scans to {args.out}/manifest.csv and {args.out}/subjects.csv")
     return 0
@@ -49,6 +50,8 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder (manifest.csv, subjects.csv, images)")
     p.add_argument("--confound", action="store_true", help="enrich AD on Philips (the standardization pitfall)")
     p.add_argument("--travelling", action="store_true", help="scan every subject on all three manufacturers")
+    p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                   help="processes simulating subjects at a time (same cohort for any N; default: 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_synth)
 

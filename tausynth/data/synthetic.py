@@ -26,7 +26,7 @@ import json
 import math
 import re
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -926,6 +926,53 @@ def _remove_stale(out: Path, keep: set[Path]) -> None:
             shutil.rmtree(sub)
 
 
+def _write_subject(
+    out: Path, row: dict[str, Any], i: int, seed: int, sessions: list[str | None], res_mm: int
+) -> list[tuple[dict[str, Any], dict[str, Any], list[Path]]]:
+    """Simulate one subject (every session) and write its images: its manifest and subject rows."""
+    params = SubjectParams.from_any(row)
+    rows = []
+    for manu in sessions:
+        subj = simulate_subject(params, i, seed, manufacturer=manu, resolution=res_mm)
+        session = f"ses-{manu.lower()}" if manu else ""
+        rel = Path(params.subject_id) / session if session else Path(params.subject_id)
+        img = subj[res_mm]
+        paths, written = {}, []
+        for key in IMAGE_KEYS:
+            path = rel / f"{key}.nii.gz"
+            dtype = np.int16 if key == "labels" else np.float32
+            save_nifti(out / path, getattr(img, key), img.affine, dtype=dtype)
+            written.append((out / path).resolve())
+            paths[key] = path.as_posix()
+        sp = subj.params
+        manifest_row = {
+            "subject_id": sp.subject_id, "session": session, **paths, "manufacturer": sp.manufacturer,
+            "diagnosis": sp.diagnosis, "split": sp.split, "amyloid": sp.amyloid, "site": "synthetic",
+            "scanner_model": "synthetic", "age": sp.age, "sex": sp.sex,
+        }
+        subject_row = {
+            "subject_id": sp.subject_id, "session": session, "diagnosis": sp.diagnosis,
+            "amyloid": sp.amyloid, "age": sp.age, "sex": sp.sex, "stage_cont": sp.stage_cont,
+            "braak": sp.braak, "manufacturer": sp.manufacturer, "split": sp.split,
+            "native_fwhm_mm": round(subj.native_fwhm_mm, 4), **subj.roi,
+        }
+        rows.append((manifest_row, subject_row, written))
+    return rows
+
+
+def _map_subjects(jobs: list[tuple[Any, ...]], workers: int) -> Iterator[list[tuple[dict[str, Any], dict[str, Any], list[Path]]]]:
+    """:func:`_write_subject` over ``jobs`` in order, in ``workers`` processes (spawned: no forked state)."""
+    if workers == 1 or len(jobs) < 2:
+        yield from (_write_subject(*job) for job in jobs)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    atlas.load_template()  # build (and cache on disk) the template once, before the workers read it
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(_write_subject, *zip(*jobs, strict=True), chunksize=8)
+
+
 def write_cohort(
     out: PathLike,
     n: int,
@@ -934,6 +981,7 @@ def write_cohort(
     confound: bool = False,
     travelling: bool = False,
     progress: bool = True,
+    workers: int = 1,
 ) -> pd.DataFrame:
     """Generate a synthetic cohort and write it as NIfTI files plus ``manifest.csv`` and ``subjects.csv``.
 
@@ -968,6 +1016,9 @@ def write_cohort(
         Scan every subject on all three manufacturers.
     progress : bool, default=True
         Show a tqdm progress bar.
+    workers : int, default=1
+        Processes simulating subjects at a time. Each subject's images depend only on the cohort
+        seed and its index, so the cohort is the same whatever the number.
 
     Returns
     -------
@@ -975,6 +1026,9 @@ def write_cohort(
         The manifest rows.
     """
     from tqdm.auto import tqdm
+
+    if workers < 1:
+        raise TausynthError(f"workers must be at least 1, got {workers}")
 
     res = _check_resolution(resolution)
     if len(res) != 1:
@@ -990,34 +1044,14 @@ def write_cohort(
         (out / name).unlink(missing_ok=True)
 
     sessions: list[str | None] = list(MANUFACTURERS) if travelling else [None]
+    jobs = [(out, row._asdict(), i, seed, sessions, res_mm) for i, row in enumerate(cohort.itertuples(index=False))]
     manifest_rows, subject_rows, written = [], [], set()
     with tqdm(total=len(cohort) * len(sessions), desc="synth", unit="scan", disable=not progress) as bar:
-        for i, row in enumerate(cohort.itertuples(index=False)):
-            params = SubjectParams.from_any(row._asdict())
-            for manu in sessions:
-                subj = simulate_subject(params, i, seed, manufacturer=manu, resolution=res_mm)
-                session = f"ses-{manu.lower()}" if manu else ""
-                rel = Path(params.subject_id) / session if session else Path(params.subject_id)
-                img = subj[res_mm]
-                paths = {}
-                for key in IMAGE_KEYS:
-                    path = rel / f"{key}.nii.gz"
-                    dtype = np.int16 if key == "labels" else np.float32
-                    save_nifti(out / path, getattr(img, key), img.affine, dtype=dtype)
-                    written.add((out / path).resolve())
-                    paths[key] = path.as_posix()
-                sp = subj.params
-                manifest_rows.append({
-                    "subject_id": sp.subject_id, "session": session, **paths, "manufacturer": sp.manufacturer,
-                    "diagnosis": sp.diagnosis, "split": sp.split, "amyloid": sp.amyloid, "site": "synthetic",
-                    "scanner_model": "synthetic", "age": sp.age, "sex": sp.sex,
-                })
-                subject_rows.append({
-                    "subject_id": sp.subject_id, "session": session, "diagnosis": sp.diagnosis,
-                    "amyloid": sp.amyloid, "age": sp.age, "sex": sp.sex, "stage_cont": sp.stage_cont,
-                    "braak": sp.braak, "manufacturer": sp.manufacturer, "split": sp.split,
-                    "native_fwhm_mm": round(subj.native_fwhm_mm, 4), **subj.roi,
-                })
+        for rows in _map_subjects(jobs, workers):
+            for manifest_row, subject_row, paths in rows:
+                manifest_rows.append(manifest_row)
+                subject_rows.append(subject_row)
+                written.update(paths)
                 bar.update()
 
     manifest = pd.DataFrame(manifest_rows, columns=list(MANIFEST_COLUMNS))

@@ -390,3 +390,13 @@ def test_cli_synth_end_to_end(tmp_path, capsys):
     assert cli_main(["synth", "--n", "2", "--out", str(foreign), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a tausynth synthetic cohort" in err
+
+
+def test_write_cohort_is_the_same_with_worker_processes(tmp_path):
+    one = syn.write_cohort(tmp_path / "one", n=4, seed=5, progress=False)
+    two = syn.write_cohort(tmp_path / "two", n=4, seed=5, progress=False, workers=2)
+    pd.testing.assert_frame_equal(one, two)
+    for rel in one["pet"]:
+        assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "two" / rel).read_bytes()
+    with pytest.raises(TausynthError, match="workers must be at least 1"):
+        syn.write_cohort(tmp_path / "three", n=2, seed=5, progress=False, workers=0)
