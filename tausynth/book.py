@@ -175,7 +175,7 @@ def run_book(
 
     Parameters
     ----------
-    profile : {"smoke", "demo", "paper"}
+    profile : {"smoke", "demo", "study", "paper"}
         Profile passed to every chapter.
     root : path, default="."
         Repository root (holds ``book/`` and ``_config.yml``).

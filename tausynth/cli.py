@@ -198,7 +198,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model (or resume a run) with the paper's schedule")
     p.add_argument("--config", help="run configuration YAML (a 'profile' key selects its base)")
-    p.add_argument("--profile", help="smoke | demo | paper (default: demo, unless --config)")
+    p.add_argument("--profile", help="smoke | demo | study | paper (default: demo, unless --config)")
     p.add_argument("--model", help="unet | unetr | swinunetr | pix2pix | cyclegan")
     p.add_argument("--loss", help="perceptual term: none | 2d | 2.5d | cyclic | 3d")
     p.add_argument("--normalisation", help="PET normalisation: standardize | minmax")

@@ -223,7 +223,7 @@ def load_runs(profile: str, path: str | Path | None = None) -> tuple[RunSpec, ..
 
     Parameters
     ----------
-    profile : {"smoke", "demo", "paper"}
+    profile : {"smoke", "demo", "study", "paper"}
         The profile; its run list is used unless ``path`` is given.
     path : path, optional
         A YAML file whose ``runs`` list replaces the profile's. Besides ``runs`` it may hold only
@@ -238,8 +238,10 @@ def load_runs(profile: str, path: str | Path | None = None) -> tuple[RunSpec, ..
     Examples
     --------
     >>> runs = load_runs("demo")
-    >>> len(runs), runs[0].name, runs[5].overrides
-    (12, 'unet-none-standardize-s42', {'model': {'feature_size': 8}})
+    >>> len(runs), runs[0].name, runs[2].overrides
+    (5, 'unet-none-standardize-s42', {'model': {'feature_size': 8}, 'training': {'batches_per_epoch': 40}})
+    >>> len(load_runs("study"))
+    24
     """
     if path is None:
         return runs_from_mapping(profile_source(profile), profile)

@@ -10,11 +10,15 @@ from tausynth.config import profile_dict, profile_source
 from tausynth.errors import TausynthError
 from tausynth.runlist import RunSpec, load_runs, runs_from_mapping
 
+PAPER = [
+    ("unet", "none"), ("unet", "2d"), ("unet", "2.5d"), ("unet", "3d"), ("unet", "cyclic"), ("unetr", "cyclic"),
+    ("swinunetr", "cyclic"), ("pix2pix", "none"), ("pix2pix", "cyclic"), ("cyclegan", "none"), ("cyclegan", "cyclic"),
+]
+QUARTER = {"training": {"batches_per_epoch": 40}}
 DEMO = [
-    ("unet", "none", {}), ("unet", "2d", {}), ("unet", "2.5d", {}), ("unet", "3d", {}), ("unet", "cyclic", {}),
-    ("unetr", "cyclic", {"model": {"feature_size": 8}}),
-    ("swinunetr", "cyclic", {"training": {"init_output_bias": True}}),
-    ("pix2pix", "none", {}), ("pix2pix", "cyclic", {}), ("cyclegan", "none", {}), ("cyclegan", "cyclic", {}),
+    ("unet", "none", {}), ("unet", "cyclic", {}),
+    ("unetr", "cyclic", {"model": {"feature_size": 8}, **QUARTER}), ("pix2pix", "cyclic", QUARTER),
+    ("cyclegan", "cyclic", QUARTER),
 ]
 
 
@@ -22,22 +26,22 @@ def test_shipped_run_lists_are_the_books_runs(tmp_path: Path) -> None:
     from tausynth.book import chapters_for
 
     demo = load_runs("demo")
-    expected = [f"{m}-{loss}-standardize-s42" for m, loss, _ in DEMO] + ["unet-cyclic-minmax-s42"]
+    expected = [f"{m}-{loss}-standardize-s42" for m, loss, _ in DEMO]
     assert [r.name for r in demo] == expected  # the names (and order) of cached runs and pages
-    assert [r.overrides for r in demo] == [s for _, _, s in DEMO] + [{}]
+    assert [r.overrides for r in demo] == [s for _, _, s in DEMO]
     pages = [c for c in chapters_for("demo", tmp_path) if c.output.startswith("runs/")]
     assert [c.name for c in pages] == ["train-" + n.replace(".", "") for n in expected]
-    assert pages[2].name == "train-unet-25d-standardize-s42" and pages[2].title == "U-Net, 2.5D perceptual"
+    assert pages[1].name == "train-unet-cyclic-standardize-s42" and pages[1].title == "U-Net, cyclic 2.5D perceptual"
     assert [c.parameters.get("settings", {}) for c in pages] == [r.overrides for r in demo]
     assert [r.name for r in load_runs("smoke")] == ["unet-cyclic-standardize-s42", "unet-none-standardize-s42"]
     paper = load_runs("paper")
-    assert [r.name for r in paper] == expected
+    assert [r.name for r in paper] == [f"{m}-{loss}-standardize-s42" for m, loss in PAPER] + ["unet-cyclic-minmax-s42"]
     # none of the demo's settings; only the 3D run names its network's pretrained set
     assert {r.name: r.settings for r in paper if r.settings} == {"unet-3d-standardize-s42": (("loss.weights", "medicalnet"),)}
 
 
 def test_run_list_lives_in_the_profile_yaml_not_in_its_config() -> None:
-    for name in ("smoke", "demo", "paper"):
+    for name in ("smoke", "demo", "study", "paper"):
         assert isinstance(profile_source(name)["runs"], list) and "runs" not in profile_dict(name)
 
 
