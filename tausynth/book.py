@@ -49,6 +49,8 @@ class Chapter:
     title: str = ""
     #: runs alone with every core when chapters run side by side (its timings are part of its content)
     exclusive: bool = False
+    #: files or folders (relative to the root) it reads besides its dependencies: their content is in its key
+    inputs: tuple[str, ...] = ()
 
     @property
     def output_path(self) -> str:
@@ -106,9 +108,25 @@ def chapters_for(
     run_pages = tuple(spec.page for spec in specs)
     for name in ("roi", "results"):
         if (root / "book" / f"{name}.ipynb").is_file():
+            # the results chapter shows the archived study beside the live runs
+            inputs = (STUDY_ARCHIVE,) if name == "results" else ()
             chapters.append(Chapter(name, f"book/{name}.ipynb", {"profile": profile, "runs": run_dirs, **real},
-                                    depends=("data", *run_pages)))
+                                    depends=("data", *run_pages), inputs=inputs))
     return chapters
+
+
+STUDY_ARCHIVE = "archive/study"
+"""The committed study archive the results chapter reads (:mod:`tausynth.study`)."""
+
+
+def _inputs_digest(root: Path, inputs: tuple[str, ...]) -> str:
+    """Content hash of a chapter's input files and folders (absent ones count as absent)."""
+    files: list[tuple[str, str]] = []
+    for item in inputs:
+        path = root / item
+        found = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path] if path.is_file() else []
+        files += [(p.relative_to(root).as_posix(), _file_digest(p)) for p in found] or [(item, "absent")]
+    return _digest(files)
 
 
 def _digest(*parts: Any) -> str:
@@ -230,7 +248,8 @@ def run_book(
         source = root / chapter.notebook
         out = executed / chapter.output_path
         out.parent.mkdir(parents=True, exist_ok=True)
-        keys[chapter.name] = _digest(base, _file_digest(source), chapter.parameters, [keys[d] for d in chapter.depends])
+        keys[chapter.name] = _digest(base, _file_digest(source), chapter.parameters, [keys[d] for d in chapter.depends],
+                                     *([_inputs_digest(root, chapter.inputs)] if chapter.inputs else []))
         if only is not None and chapter.name != only:
             continue
         stamp = executed / f".{chapter.name}.key"

@@ -28,6 +28,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from tausynth.config import Config, load_profile, merge_overrides
 from tausynth.errors import TausynthError
 from tausynth.io import PathLike
@@ -150,7 +152,8 @@ def archive_study(
     manifest = collect.run_manifest(done[0], None)
     base = collect.collect_baselines(manifest, split, out=Path(root) / "runs" / profile / "baselines", log=None)
     out = Path(dest) if dest is not None else Path(root) / "archive" / profile
-    info = {"profile": profile, "split": split, "missing_runs": missing}
+    hours = float(pd.to_numeric(col.runs["wall_seconds"], errors="coerce").sum()) / 3600
+    info = {"profile": profile, "split": split, "missing_runs": missing, "training_hours": hours}
     write_archive(col, base, done, out, info)
     log(f"archive {out}: {len(done)} run(s), {len(missing)} not finished")
     return out

@@ -394,6 +394,7 @@ def collect_runs(
         runs.append({**variant, "path": str(path), "status": prov.get("status", "unknown"),
                      "epochs_done": prov.get("epochs_done"), "max_epochs": schedule.get("max_epochs"),
                      "steps_done": prov.get("steps_done"), "stop_reason": prov.get("stop_reason"),
+                     "wall_seconds": prov.get("wall_seconds"),
                      "perceptual_weights": prov.get("perceptual_weights"),
                      **perceptual_shares(path),
                      "n_subjects": int(ev.per_subject["subject_id"].nunique()), **source})

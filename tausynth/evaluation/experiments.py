@@ -40,6 +40,7 @@ __all__ = [
     "NOT_RUN",
     "baseline_comparison",
     "best_worst_cases",
+    "budget_table",
     "e1_tables",
     "e1_tests",
     "e2_table",
@@ -448,3 +449,26 @@ def best_worst_cases(
                 case["mask"] = load_nifti(row["mask"])[0] > 0.5
             cases.append(case)
     return cases
+
+
+def budget_table(live: Collection, study: Collection, region: str = "metatemporal") -> pd.DataFrame:
+    """The runs trained both live and in a study, side by side: what a larger budget changes.
+
+    Runs are matched by name (model, loss, normalisation, seed). Columns: ``run``, ``source``
+    (``"live"``/``"study"``), ``steps_done``, mean ``ssim``, ``psnr``, ``mae`` over test subjects
+    (SUVR space) and the ``region``'s Pearson ``r``.
+    """
+    from tausynth.evaluation.tracking import tracking_table
+
+    shared = sorted(set(live.runs.get("run", [])) & set(study.runs.get("run", [])))
+    rows = []
+    for source, col in (("live", live), ("study", study)):
+        m = suvr_metrics(col.metrics)
+        track = tracking_table(col.agreement, region=region).set_index("run")
+        for run in shared:
+            steps = col.runs.loc[col.runs["run"] == run, "steps_done"]
+            means = m[m["run"] == run][["ssim", "psnr", "mae"]].mean()
+            rows.append({"run": run, "source": source, "steps_done": steps.iloc[0] if len(steps) else math.nan,
+                         **means.to_dict(), "r": track["pearson_r"].get(run, math.nan)})
+    out = pd.DataFrame(rows, columns=["run", "source", "steps_done", "ssim", "psnr", "mae", "r"])
+    return out.sort_values(["run", "source"]).reset_index(drop=True)

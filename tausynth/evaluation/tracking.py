@@ -37,12 +37,16 @@ from sklearn.metrics import cohen_kappa_score
 
 from tausynth.evaluation.claims import ALPHA
 
-__all__ = ["BOUND_RUN", "TRACKING_VERDICTS", "tracking_sentences", "tracking_table"]
+__all__ = ["BOUND_RUN", "TRACKING_VERDICTS", "TRACKING_FLOOR", "tracking_sentences", "tracking_table", "variant_tracking"]
 
 BOUND_RUN = "baseline-regional-regression"
 """The run whose regional r bounds what the T1 carries about tau."""
 TRACKING_VERDICTS: tuple[str, ...] = ("tracks", "anti-correlated", "does not track")
 """The possible verdicts, in the order of :func:`tracking_table`'s rule."""
+TRACKING_FLOOR = 0.5
+"""A variant meets the study's bar when its mean r is at least this, or within
+:data:`TRACKING_MARGIN` of the regional-regression bound, whichever is lower."""
+TRACKING_MARGIN = 0.15
 
 
 def _group_mean(rows: pd.DataFrame, group: str, column: str) -> float:
@@ -147,3 +151,38 @@ def tracking_sentences(table: pd.DataFrame, region_label: str = "meta-temporal",
             f"Braak-stage weighted κ = {_fmt(row['stage_kappa'])}."
         )
     return out
+
+
+def variant_tracking(
+    table: pd.DataFrame, runs: pd.DataFrame, by: Sequence[str] = ("model", "perceptual", "normalisation")
+) -> pd.DataFrame:
+    """The seed spread of each variant's r, against the bar set by the regional-regression bound.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`tracking_table` of the runs (the bound's row, when present, sets the bar).
+    runs : pandas.DataFrame
+        ``Collection.runs``: the variant columns of each run.
+    by : sequence of str
+        The columns that make a variant (the seed is what varies within one).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per variant: ``n_seeds``, ``r_mean``, ``r_sd``, ``r_min``, ``r_max``, ``r_seeds``
+        (each seed's r), ``tracks`` (seeds whose verdict is *tracks*), ``bar`` (min of
+        :data:`TRACKING_FLOOR` and bound − :data:`TRACKING_MARGIN`) and ``meets_bar``.
+    """
+    bound = table.loc[table["run"] == BOUND_RUN, "pearson_r"]
+    bar = min(TRACKING_FLOOR, float(bound.iloc[0]) - TRACKING_MARGIN) if len(bound) else TRACKING_FLOOR
+    merged = table.merge(runs[["run", *by, "seed"]], on="run", how="inner")
+    rows = []
+    for key, g in merged.groupby(list(by), sort=True):
+        g = g.sort_values("seed")
+        r = g["pearson_r"].astype(float)
+        rows.append({**dict(zip(by, key, strict=True)), "n_seeds": len(g), "r_mean": r.mean(),
+                     "r_sd": r.std(ddof=1) if len(g) > 1 else math.nan, "r_min": r.min(), "r_max": r.max(),
+                     "r_seeds": ", ".join(f"s{s}: {v:.2f}" for s, v in zip(g["seed"], r, strict=True)),
+                     "tracks": int((g["verdict"] == "tracks").sum()), "bar": bar, "meets_bar": bool(r.mean() >= bar)})
+    return pd.DataFrame(rows)

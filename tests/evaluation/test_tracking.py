@@ -49,3 +49,18 @@ def test_sentences_name_the_regional_regression_bound():
     assert "AD 1.10 vs CN 1.20" in unet
     assert T.tracking_sentences(T.tracking_table(agreement), runs=["unet"]) == [unet]
     assert T.tracking_table(pd.DataFrame()).empty
+
+
+def test_variant_tracking_spreads_seeds_and_sets_the_bar_from_the_bound():
+    agreement = pd.concat([_agreement("u-s1", 0.62, 0.001, 1.5, 1.2), _agreement("u-s2", 0.48, 0.001, 1.5, 1.2),
+                           _agreement("v-s1", 0.20, 0.1, 1.5, 1.2), _agreement(T.BOUND_RUN, 0.60, 1e-6, 1.7, 1.3)])
+    runs = pd.DataFrame({"run": ["u-s1", "u-s2", "v-s1"], "model": ["unet", "unet", "unetr"],
+                         "perceptual": ["cyclic"] * 3, "normalisation": ["standardize"] * 3, "seed": [1, 2, 1]})
+    out = T.variant_tracking(T.tracking_table(agreement), runs).set_index("model")
+    assert out.loc["unet", "n_seeds"] == 2 and out.loc["unet", "r_mean"] == pytest.approx(0.55)
+    assert out.loc["unet", "r_seeds"] == "s1: 0.62, s2: 0.48" and out.loc["unet", "tracks"] == 2
+    # bar = min(0.5, 0.60 - 0.15) = 0.45
+    assert out.loc["unet", "bar"] == pytest.approx(0.45) and out.loc["unet", "meets_bar"]
+    assert not out.loc["unetr", "meets_bar"] and math.isnan(out.loc["unetr", "r_sd"])
+    without_bound = T.variant_tracking(T.tracking_table(agreement[agreement["run"] != T.BOUND_RUN]), runs)
+    assert set(without_bound["bar"]) == {T.TRACKING_FLOOR}
