@@ -239,7 +239,7 @@ def load_runs(profile: str, path: str | Path | None = None) -> tuple[RunSpec, ..
     --------
     >>> runs = load_runs("demo")
     >>> len(runs), runs[0].name, runs[2].overrides
-    (5, 'unet-none-standardize-s42', {'model': {'feature_size': 8}, 'training': {'batches_per_epoch': 40}})
+    (4, 'unet-none-standardize-s42', {'training': {'batches_per_epoch': 40}})
     >>> len(load_runs("study"))
     24
     """

@@ -30,7 +30,7 @@ import pandas as pd
 from tausynth.errors import TausynthError
 from tausynth.evaluation.agreement import POSITIVITY_CUT
 from tausynth.evaluation.run import RunEvaluation, evaluate_predictions, evaluate_run, run_variant
-from tausynth.io import PathLike, atomic_write_text, file_sha256
+from tausynth.io import PathLike, atomic_write_text, file_lock, file_sha256
 
 __all__ = [
     "TABLES",
@@ -439,18 +439,48 @@ def collect_baselines(
     frame = load_manifest(manifest)
     parts: dict[str, list[pd.DataFrame]] = {k: [] for k in ("metrics", "roi", "agreement", "positivity", "staging")}
     runs = []
-    for name, table in tables.items():
-        variant = baseline_variant(name)
-        ev = evaluate_predictions(table, frame, variant=variant, cut=cut)
-        parts["metrics"].append(_with_variant(ev.per_subject, variant))
-        parts["roi"].append(_with_variant(ev.per_region, variant))
-        parts["agreement"].append(_with_variant(ev.agreement, variant))
-        parts["positivity"].append(_with_variant(ev.positivity, variant))
-        parts["staging"].append(_with_variant(ev.staging, variant))
-        runs.append({**variant, "path": str(Path(out) / name / split), "status": "baseline",
-                     "n_subjects": int(ev.per_subject["subject_id"].nunique()),
-                     "predictions": "baseline", "evaluation": "evaluated"})
+    # one evaluator at a time: the ROI and results chapters ask for the same baselines at once
+    with file_lock(Path(out) / ".evaluation.lock"):
+        for name, table in tables.items():
+            variant = baseline_variant(name)
+            folder = Path(out) / name / split
+            ev = _baseline_evaluation(folder, table, frame, variant, cut)
+            parts["metrics"].append(_with_variant(ev.per_subject, variant))
+            parts["roi"].append(_with_variant(ev.per_region, variant))
+            parts["agreement"].append(_with_variant(ev.agreement, variant))
+            parts["positivity"].append(_with_variant(ev.positivity, variant))
+            parts["staging"].append(_with_variant(ev.staging, variant))
+            runs.append({**variant, "path": str(folder), "status": "baseline",
+                         "n_subjects": int(ev.per_subject["subject_id"].nunique()),
+                         "predictions": "baseline", "evaluation": "evaluated"})
     return Collection(**{k: _concat(v) for k, v in parts.items()}, runs=pd.DataFrame(runs))
+
+
+def _baseline_evaluation(
+    folder: Path, table: pd.DataFrame, frame: pd.DataFrame, variant: dict[str, Any], cut: float
+) -> RunEvaluation:
+    """A baseline's evaluation, reused from ``folder/evaluation`` while its predictions and ``cut`` are unchanged."""
+    out = folder / "evaluation"
+    key = {"baseline": file_sha256(folder / "baseline.json"), "predictions": file_sha256(folder / "predictions.csv"),
+           "cut": float(cut), "evaluation_code": _code_digest()}
+    stamp = out / STAMP
+    if stamp.is_file():
+        try:
+            record = json.loads(stamp.read_text(encoding="utf-8"))
+        except ValueError:
+            record = {}
+        if record.get("key") == key and all((out / f"{n}.csv").is_file() for n in record.get("tables", [])):
+            return RunEvaluation(**{n: _read_table(out / f"{n}.csv") if n in record["tables"] else pd.DataFrame()
+                                    for n in TABLES})
+    ev = evaluate_predictions(table, frame, variant=variant, cut=cut)
+    written = []
+    for name in TABLES:
+        df: pd.DataFrame = getattr(ev, name)
+        if not df.empty:
+            atomic_write_text(out / f"{name}.csv", df.to_csv(index=False))
+            written.append(name)
+    atomic_write_text(stamp, json.dumps({"key": key, "tables": written}, indent=2) + "\n")
+    return ev
 
 
 def suvr_metrics(metrics: pd.DataFrame) -> pd.DataFrame:

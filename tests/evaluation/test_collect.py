@@ -204,3 +204,10 @@ def test_collect_baselines_are_scored_like_runs(tmp_path, cohort):
     # a baseline is never taken for a model by the claims (they select standardization runs)
     for v in C.claim_verdicts(base):
         assert v.outcome == "inconclusive" and (v.comparisons.empty or (v.comparisons["n"] == 0).all())
+    # a second collection reuses the stored evaluation tables (no re-scoring), with the same numbers
+    stamp = tmp_path / "baselines" / "mean-image" / "train" / "evaluation" / C.STAMP
+    first = stamp.stat().st_mtime_ns
+    again = C.collect_baselines(cohort / "manifest.csv", "train", out=tmp_path / "baselines", log=None)
+    assert stamp.stat().st_mtime_ns == first
+    cols = ["run", "subject_id", "ssim", "psnr", "mae"]
+    pd.testing.assert_frame_equal(again.metrics[cols], base.metrics[cols], check_dtype=False)
