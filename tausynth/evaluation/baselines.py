@@ -28,6 +28,7 @@ does both).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -91,6 +92,12 @@ def baseline_variant(name: str) -> dict[str, Any]:
     """Variant columns of a baseline, as :func:`tausynth.evaluation.run.run_variant` gives for a run."""
     _check_names([name])
     return {"run": f"baseline-{name}", "model": name, "perceptual": "n/a", "normalisation": "n/a", "seed": 0}
+
+
+def _code_digest() -> str:
+    """Hash of the modules that fit and paint the baselines: changed code never reuses old predictions."""
+    here = Path(__file__).resolve().parent
+    return hashlib.sha256(b"".join((here / f).read_bytes() for f in ("baselines.py", "regional.py"))).hexdigest()[:16]
 
 
 def available_baselines(manifest: pd.DataFrame) -> list[str]:
@@ -258,7 +265,7 @@ def baseline_predictions(
     if rows.empty:
         raise TausynthError(f"{manifest}: no scans in split {split!r}")
     key = {"manifest": str(Path(manifest).resolve()), "manifest_sha256": file_sha256(manifest), "split": split,
-           "t1_normalisation": t1_normalisation, "format": 1}
+           "t1_normalisation": t1_normalisation, "format": 1, "code": _code_digest()}
     fits = _Fits(frame, t1_normalisation)
     tables: dict[str, pd.DataFrame] = {}
     # one writer at a time: the ROI and results chapters may ask for the same baselines at once
