@@ -20,6 +20,9 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import fractions
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -32,6 +35,8 @@ import yaml
 from tausynth.errors import TausynthError
 
 PROFILES = ("smoke", "demo", "study", "paper")
+#: Largest ``training.max_epochs`` accepted (the paper trains for 1000).
+MAX_EPOCHS = 100_000
 #: A profile YAML may name another under this key: its configuration (not its runs) is the base.
 BASE_KEY = "base"
 NORMALISATIONS = ("standardize", "minmax")
@@ -222,6 +227,19 @@ class TrainingConfig:
             value = getattr(self, name)
             if value < 1:
                 raise TausynthError(f"config field 'training.{name}': must be >= 1, got {value!r}")
+        if self.max_epochs > MAX_EPOCHS:
+            raise TausynthError(
+                f"config field 'training.max_epochs': at most {MAX_EPOCHS} (the plane schedule is planned epoch by "
+                f"epoch), got {self.max_epochs!r}"
+            )
+        try:
+            factor = float(fractions.Fraction(self.cycle_factor))
+        except (ValueError, ZeroDivisionError):
+            raise TausynthError(
+                f"config field 'training.cycle_factor': {self.cycle_factor!r} is not a number or a fraction such as '2/3'"
+            ) from None
+        if not (math.isfinite(factor) and factor > 0):
+            raise TausynthError(f"config field 'training.cycle_factor': must be > 0, got {self.cycle_factor!r}")
         if self.cosine_t_max < 1:
             raise TausynthError(
                 f"config field 'training.cycle_duration': must be >= 2 so that the cosine T_max "
@@ -295,6 +313,9 @@ def plain_data(obj: Any) -> Any:
     return obj
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Check ``value`` against the annotation ``tp``; convert lists to tuples."""
     origin = typing.get_origin(tp)
@@ -321,8 +342,12 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise TausynthError(f"config field '{where}': expected {len(args)} values, got {len(value)}")
         return tuple(_coerce(v, a, where) for v, a in zip(value, args, strict=True))
     if tp is float:
+        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 (PyYAML) reads 1e-3, without a dot, as a string
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise TausynthError(f"config field '{where}': expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise TausynthError(f"config field '{where}': expected a finite number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -460,6 +485,8 @@ def load_config(path: str | Path) -> Config:
         raise TausynthError(f"{path}: config file not found")
     data = _read_yaml(path.read_text(encoding="utf-8"), str(path))
     data.pop(RUNS_KEY, None)
+    if not data:
+        raise TausynthError(f"{path}: the config file is empty; give at least a 'profile' (smoke, demo, study or paper)")
     base = profile_dict(data["profile"]) if isinstance(data.get("profile"), str) else {}
     try:
         return from_dict(Config, merge_overrides(base, data))

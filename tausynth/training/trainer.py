@@ -9,6 +9,7 @@ stopping (:class:`~tausynth.training.state.PaperSchedule`); the cosine LR steps 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -205,7 +206,6 @@ def train(
         device = torch.device("cuda", ctx.local_rank)
     _set_determinism(cfg, device)
     amp_dtype = _amp_dtype(cfg, device)
-    t = cfg.training
     run_dir = Path(run_dir) if run_dir is not None else run_dir_for(cfg, runs_root)
     paths = RunPaths(run_dir)
 
@@ -220,9 +220,36 @@ def train(
             manifest_path = resolve_manifest(cfg, manifest, root, log=log)
         shared: Any = (mode, manifest_path)
     except TausynthError as exc:
+        if ctx.is_main and mode == "new":
+            _discard_new_run(paths)
         shared = exc
     mode, manifest_path = _share(ctx, shared)
+    try:
+        return _train_from(cfg, ctx, device, amp_dtype, run_dir, paths, mode, manifest_path, checkpoint, runs_root,
+                           root, progress, log, extend_time_limited, stop_after, on_batch, started)
+    except TausynthError:
+        # a run that failed before its first epoch leaves no config.yaml behind to refuse the corrected retry
+        if ctx.is_main and mode == "new" and not paths.final.is_file():
+            _discard_new_run(paths)
+        raise
 
+
+def _discard_new_run(paths: RunPaths) -> None:
+    """Remove what :func:`prepare_run_dir` wrote for a new run that never trained (nothing else)."""
+    paths.config.unlink(missing_ok=True)
+    for folder in (paths.checkpoints, paths.root):
+        with contextlib.suppress(OSError):  # not empty: something else lives there, leave it
+            folder.rmdir()
+
+
+def _train_from(
+    cfg: Config, ctx: Any, device: torch.device, amp_dtype: Any, run_dir: Path, paths: RunPaths, mode: str,
+    manifest_path: Any, checkpoint: dict[str, Any] | None, runs_root: PathLike, root: PathLike, progress: bool,
+    log: Callable[[str], None], extend_time_limited: bool, stop_after: int | None, on_batch: BatchHook | None,
+    started: float,
+) -> TrainResult:
+    """The body of :func:`train` once the run folder and the manifest are settled."""
+    t = cfg.training
     frame = load_manifest(manifest_path)
     if mode == "resume" and checkpoint is None:
         checkpoint = load_checkpoint(paths.final, model_name=cfg.model.name)

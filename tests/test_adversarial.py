@@ -1,0 +1,51 @@
+"""Adversarial inputs (issue: reliability): each bad input gets one clear line and leaves nothing behind."""
+
+from __future__ import annotations
+
+import pytest
+
+from tausynth.config import MAX_EPOCHS, load_config, load_profile
+from tausynth.errors import TausynthError
+
+
+def _config(tmp_path, text: str):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_an_empty_config_file_is_refused_not_taken_for_the_paper_run(tmp_path):
+    with pytest.raises(TausynthError, match=r"run.yaml: the config file is empty"):
+        load_config(_config(tmp_path, "# nothing here\n"))
+
+
+def test_a_learning_rate_in_e_notation_is_a_number(tmp_path):
+    # PyYAML (YAML 1.1) reads 1e-3, without a dot, as the string "1e-3"
+    cfg = load_config(_config(tmp_path, "profile: smoke\ntraining: {lr: 1e-3, d_lr: 2E-4}\n"))
+    assert cfg.training.lr == 0.001 and cfg.training.d_lr == 0.0002
+    with pytest.raises(TausynthError, match=r"'training.lr': expected a number, got '1e-3x'"):
+        load_config(_config(tmp_path, "profile: smoke\ntraining: {lr: 1e-3x}\n"))
+    with pytest.raises(TausynthError, match=r"'training.lr': expected a finite number"):
+        load_config(_config(tmp_path, "profile: smoke\ntraining: {lr: .inf}\n"))
+
+
+@pytest.mark.parametrize("value", ["1e20", 10**20, MAX_EPOCHS + 1])
+def test_absurd_epoch_counts_are_refused_before_any_allocation(tmp_path, value):
+    with pytest.raises(TausynthError, match=r"run.yaml: config field 'training.max_epochs'"):
+        load_config(_config(tmp_path, f"profile: smoke\ntraining: {{max_epochs: {value}}}\n"))
+
+
+@pytest.mark.parametrize("factor", ['"0"', '"abc"', '"1/0"', "-0.5"])
+def test_bad_cycle_factors_name_the_file_and_the_field(tmp_path, factor):
+    with pytest.raises(TausynthError, match=r"run.yaml: config field 'training.cycle_factor'"):
+        load_config(_config(tmp_path, f"profile: smoke\ntraining: {{cycle_factor: {factor}}}\n"))
+
+
+def test_a_run_that_fails_before_training_leaves_no_config_behind(tmp_path):
+    from tausynth.training import train
+
+    run_dir = tmp_path / "runs" / "r"
+    with pytest.raises(TausynthError, match="missing.csv"):
+        train(load_profile("smoke"), run_dir, manifest=tmp_path / "missing.csv", progress=False, log=lambda _: None)
+    # before: config.yaml stayed, and the corrected retry was refused as "a different config"
+    assert not run_dir.exists()
