@@ -49,3 +49,26 @@ def test_a_run_that_fails_before_training_leaves_no_config_behind(tmp_path):
         train(load_profile("smoke"), run_dir, manifest=tmp_path / "missing.csv", progress=False, log=lambda _: None)
     # before: config.yaml stayed, and the corrected retry was refused as "a different config"
     assert not run_dir.exists()
+
+
+def _manifest_with_id(tmp_path, subject_id: str):
+    import pandas as pd
+
+    for name in ("t1.nii.gz", "pet.nii.gz"):
+        (tmp_path / name).write_bytes(b"")
+    path = tmp_path / "manifest.csv"
+    pd.DataFrame([{"subject_id": subject_id, "t1": "t1.nii.gz", "pet": "pet.nii.gz", "manufacturer": "Siemens",
+                   "diagnosis": "CN", "split": "test"}]).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("subject_id", ["../../ESCAPED", "a/b", "..", "sub\\01"])
+def test_ids_that_would_leave_their_folder_are_refused(tmp_path, subject_id):
+    from tausynth.data.manifest import load_manifest, scan_stem
+
+    # before: '../../ESCAPED' passed validation and `predict --out D` wrote outside D
+    with pytest.raises(TausynthError, match=r"manifest.csv.*subject_id.*ids become file names"):
+        load_manifest(_manifest_with_id(tmp_path, subject_id))
+    with pytest.raises(TausynthError, match="ids become file names"):
+        scan_stem(subject_id)
+    assert scan_stem("002_S_0295", "m12") == "002_S_0295_ses-m12"

@@ -53,7 +53,9 @@ __all__ = [
     "SEXES",
     "SPLITS",
     "adni_rid",
+    "id_problem",
     "load_manifest",
+    "scan_stem",
     "manufacturer_from_protocol",
     "normalise_manufacturer",
     "parse_imaging_protocol",
@@ -134,6 +136,43 @@ _ADNI_PTID = re.compile(r"^(\d{3})_S_(\d{4})$")
 
 def _alias_key(name: str) -> str:
     return " ".join(name.lower().replace(",", " ").replace(".", " ").split())
+
+
+def id_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a subject id or session (ids become file names), or None when it can.
+
+    Examples
+    --------
+    >>> id_problem("002_S_0295") is None
+    True
+    >>> id_problem("../../ESCAPED")
+    "'../../ESCAPED' contains a path separator; ids become file names"
+    """
+    if "/" in value or "\\" in value:
+        return f"{value!r} contains a path separator; ids become file names"
+    if value in (".", "..") or "\0" in value:
+        return f"{value!r} is not a valid file name; ids become file names"
+    return None
+
+
+def scan_stem(subject_id: object, session: object = "") -> str:
+    """The file-name stem of one scan, ``<subject>`` or ``<subject>_ses-<session>``: the one way ids become names.
+
+    Raises
+    ------
+    TausynthError
+        If an id could leave its folder (a path separator, ``..``); :func:`load_manifest` rejects those.
+
+    Examples
+    --------
+    >>> scan_stem("sub-01"), scan_stem("sub-01", "m12")
+    ('sub-01', 'sub-01_ses-m12')
+    """
+    sid, ses = str(subject_id), "" if session is None else str(session)
+    for value in (sid, ses):
+        if value and (bad := id_problem(value)):
+            raise TausynthError(bad)
+    return f"{sid}_ses-{ses}" if ses else sid
 
 
 def normalise_manufacturer(name: str) -> str:
@@ -301,6 +340,9 @@ def _read_manifest(path: PathLike) -> tuple[pd.DataFrame, list[str], list[_Row]]
         rec = df.iloc[i]
         if not row.subject:
             problems.append(f"{_where(path, row, 'subject_id')}: empty subject id")
+        for column, value in (("subject_id", row.subject), ("session", row.session)):
+            if value and (bad := id_problem(value)):
+                problems.append(f"{_where(path, row, column)}: {bad}")
         for column in ("t1", "pet"):
             if not rec[column]:
                 problems.append(f"{_where(path, row, column)}: empty path")

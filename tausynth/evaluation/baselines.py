@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tausynth.data.manifest import load_manifest, split_frame
+from tausynth.data.manifest import load_manifest, scan_stem, split_frame
 from tausynth.data.preprocess import derive_brain_mask, normalise_t1
 from tausynth.errors import TausynthError
 from tausynth.evaluation.regional import (
@@ -220,7 +220,7 @@ def fit_regional_baseline(manifest: pd.DataFrame, t1_normalisation: str = "perce
 
 def _stem(row: pd.Series) -> str:
     ses = row.get("session", "")
-    return f"{row['subject_id']}_ses-{ses}" if isinstance(ses, str) and ses else str(row["subject_id"])
+    return scan_stem(row["subject_id"], ses if isinstance(ses, str) else "")
 
 
 def baseline_predictions(

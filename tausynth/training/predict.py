@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from tausynth.data.dataset import build_dataset, crop_to_original
-from tausynth.data.manifest import load_manifest
+from tausynth.data.manifest import load_manifest, scan_stem
 from tausynth.errors import TausynthError
 from tausynth.io import PathLike, atomic_write_text, file_sha256, save_nifti
 from tausynth.models import build, predict_pet
@@ -72,8 +72,7 @@ def _samples(run_dir: Path, manifest: PathLike | None, split: str, divisor: int)
 
 
 def _stem(sample: dict[str, Any]) -> str:
-    sid, ses = str(sample["subject_id"]), str(sample.get("session", "") or "")
-    return f"{sid}_ses-{ses}" if ses else sid
+    return scan_stem(sample["subject_id"], sample.get("session", "") or "")
 
 
 def predict_run(
