@@ -17,12 +17,21 @@ from tausynth.errors import TausynthError
 PathLike = str | os.PathLike[str]
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
 
     The temporary file lives in the destination folder so that the final ``os.replace`` is atomic;
-    on error it is removed and ``path`` is left untouched.
+    on error it is removed and ``path`` is left untouched. The file gets the permissions a plain
+    ``open`` would give it (``0o666`` less the umask), not the temporary file's private ``0o600``,
+    so colleagues can read a shared cohort, run or prediction.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,6 +40,8 @@ def atomic_path(path: PathLike, suffix: str = "") -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():
+            tmp_path.chmod(0o666 & ~_umask())
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

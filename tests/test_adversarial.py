@@ -72,3 +72,17 @@ def test_ids_that_would_leave_their_folder_are_refused(tmp_path, subject_id):
     with pytest.raises(TausynthError, match="ids become file names"):
         scan_stem(subject_id)
     assert scan_stem("002_S_0295", "m12") == "002_S_0295_ses-m12"
+
+
+def test_written_files_follow_the_umask_not_the_temp_files_private_mode(tmp_path):
+    import os
+
+    from tausynth.io import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "shared.txt", "colleagues can read this\n")
+    finally:
+        os.umask(old)
+    # before: 0600 whatever the umask
+    assert (tmp_path / "shared.txt").stat().st_mode & 0o777 == 0o644
