@@ -86,3 +86,22 @@ def test_written_files_follow_the_umask_not_the_temp_files_private_mode(tmp_path
         os.umask(old)
     # before: 0600 whatever the umask
     assert (tmp_path / "shared.txt").stat().st_mode & 0o777 == 0o644
+
+
+class _Payload:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned",))
+
+
+def test_a_malicious_checkpoint_is_refused_naming_what_it_smuggles(tmp_path):
+    import torch
+
+    from tausynth.training.checkpoint import load_checkpoint
+
+    path = tmp_path / "final_model.pt"
+    torch.save({"format": "tausynth", "payload": _Payload()}, path)
+    # before: the refusal was cut at 160 characters, before the blocked name
+    with pytest.raises(TausynthError, match=r"final_model.pt: refused to load (posix|os)\.system"):
+        load_checkpoint(path)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import pickle
 import random
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -126,8 +127,12 @@ def load_checkpoint(
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
-        detail = " ".join(str(exc).split())[:160]
-        raise TausynthError(f"{path}: corrupt or unreadable checkpoint ({type(exc).__name__}: {detail})") from None
+        detail = " ".join(str(exc).split())
+        blocked = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", detail)
+        if blocked:  # weights_only refused a pickled callable: say which, whatever the message's length
+            raise TausynthError(f"{path}: refused to load {blocked.group(1)} (not plain weights; "
+                                "loaded with weights_only=True)") from None
+        raise TausynthError(f"{path}: corrupt or unreadable checkpoint ({type(exc).__name__}: {detail[:160]})") from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise TausynthError(f"{path}: not a tausynth checkpoint")
     if data.get("format_version") != CHECKPOINT_VERSION:

@@ -466,6 +466,8 @@ def _train_from(
     )
     if ctx.is_main:
         finish(status)
+        if epochs_this_call > 0:  # the run has moved past the epoch a Ctrl-C snapshot was taken in
+            paths.interrupted.unlink(missing_ok=True)
         log(summary)
     return TrainResult(run_dir, state, seconds, epochs_this_call, resumed, summary, provenance)
 
