@@ -478,7 +478,8 @@ def load_config(path: str | Path) -> Config:
     """Load a run configuration from YAML; a ``profile`` key selects the base profile.
 
     A ``runs`` list in the file (a batch of book runs, see :mod:`tausynth.runlist`) is not
-    configuration and is ignored here.
+    configuration and is ignored here. A relative ``data.manifest`` is relative to the config
+    file's folder (so the pair moves together), and is returned absolute.
     """
     path = Path(path)
     if not path.is_file():
@@ -488,6 +489,11 @@ def load_config(path: str | Path) -> Config:
     if not data:
         raise TausynthError(f"{path}: the config file is empty; give at least a 'profile' (smoke, demo, study or paper)")
     base = profile_dict(data["profile"]) if isinstance(data.get("profile"), str) else {}
+    section = data.get("data")
+    if isinstance(section, dict) and isinstance(section.get("manifest"), str) and section["manifest"]:
+        manifest = Path(section["manifest"]).expanduser()
+        if not manifest.is_absolute():
+            data = {**data, "data": {**section, "manifest": str((path.parent / manifest).resolve())}}
     try:
         return from_dict(Config, merge_overrides(base, data))
     except TausynthError as exc:

@@ -105,3 +105,12 @@ def test_a_malicious_checkpoint_is_refused_naming_what_it_smuggles(tmp_path):
     # before: the refusal was cut at 160 characters, before the blocked name
     with pytest.raises(TausynthError, match=r"final_model.pt: refused to load (posix|os)\.system"):
         load_checkpoint(path)
+
+
+def test_a_configs_relative_manifest_is_relative_to_the_config_file(tmp_path, monkeypatch):
+    folder = tmp_path / "study"
+    folder.mkdir()
+    path = folder / "run.yaml"
+    path.write_text("profile: smoke\ndata: {source: manifest, manifest: cohort/manifest.csv}\n")
+    monkeypatch.chdir(tmp_path)  # before: resolved from here, the working directory
+    assert load_config(path).data.manifest == str(folder / "cohort" / "manifest.csv")
