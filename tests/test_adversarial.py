@@ -114,3 +114,23 @@ def test_a_configs_relative_manifest_is_relative_to_the_config_file(tmp_path, mo
     path.write_text("profile: smoke\ndata: {source: manifest, manifest: cohort/manifest.csv}\n")
     monkeypatch.chdir(tmp_path)  # before: resolved from here, the working directory
     assert load_config(path).data.manifest == str(folder / "cohort" / "manifest.csv")
+
+
+def test_book_run_outside_the_repository_root_says_so_and_writes_nothing(tmp_path):
+    from tausynth.book import run_book
+
+    with pytest.raises(TausynthError, match="not the tausynth repository root"):
+        run_book("smoke", root=tmp_path, log=lambda _: None)
+    assert list(tmp_path.iterdir()) == []  # before: a _build/ was left behind
+
+
+def test_predict_on_a_gpu_this_machine_lacks_is_one_line(tmp_path, monkeypatch):
+    import torch
+
+    from tausynth.training.predict import load_trained_model
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(TausynthError, match="no CUDA GPU is available here; use --device cpu"):
+        load_trained_model(tmp_path, device="cuda")
+    with pytest.raises(TausynthError, match="not a torch device"):
+        load_trained_model(tmp_path, device="gpu0")

@@ -36,6 +36,16 @@ __all__ = ["load_trained_model", "predict_run", "prediction_examples"]
 _SUFFIX = {"suvr": "suvr", "minmax": "minmax", "suvr_oracle": "suvr_ORACLE"}
 
 
+def _check_device(device: str | torch.device) -> None:
+    """One line for a device this machine does not have (torch's own error is a traceback)."""
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError):
+        raise TausynthError(f"device {device!r}: not a torch device (cpu, cuda, cuda:1, ...)") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise TausynthError(f"device {device!r}: no CUDA GPU is available here; use --device cpu")
+
+
 def load_trained_model(
     run_dir: PathLike, checkpoint: PathLike | None = None, device: str | torch.device = "cpu"
 ) -> tuple[torch.nn.Module, PetNormaliser, dict[str, Any]]:
@@ -47,6 +57,7 @@ def load_trained_model(
         If the run folder has no config, or the checkpoint is missing, corrupt, of another model
         or does not fit the configured network.
     """
+    _check_device(device)
     cfg = read_run_config(run_dir)
     path = Path(checkpoint) if checkpoint is not None else RunPaths(Path(run_dir)).final
     ckpt = load_checkpoint(path, model_name=cfg.model.name)
