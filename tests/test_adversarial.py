@@ -134,3 +134,54 @@ def test_predict_on_a_gpu_this_machine_lacks_is_one_line(tmp_path, monkeypatch):
         load_trained_model(tmp_path, device="cuda")
     with pytest.raises(TausynthError, match="not a torch device"):
         load_trained_model(tmp_path, device="gpu0")
+
+
+@pytest.fixture(scope="module")
+def tiny_cohort(tmp_path_factory):
+    from tausynth.data.synthetic import write_cohort
+
+    out = tmp_path_factory.mktemp("adversarial-cohort")
+    write_cohort(out, n=8, seed=0, resolution=4, progress=False)
+    return out / "manifest.csv"
+
+
+def _tiny_config():
+    return load_profile("smoke", {"loss": {"perceptual": "none"}, "training": {"max_epochs": 1}})
+
+
+def test_a_run_folder_in_use_is_refused_naming_the_holder(tmp_path, tiny_cohort):
+    import os
+
+    from tausynth.training import train
+    from tausynth.training.run import run_lock
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "keep.txt").write_text("the running trainer's files")
+    with run_lock(run_dir):
+        for overwrite in (False, True):
+            # before: a second `train --overwrite` deleted the folder under the running process
+            with pytest.raises(TausynthError, match=rf"run is in use by process {os.getpid()}"):
+                train(_tiny_config(), run_dir, manifest=tiny_cohort, overwrite=overwrite, progress=False,
+                      log=lambda _: None)
+    assert (run_dir / "keep.txt").is_file()
+
+
+def test_resume_on_other_data_is_refused(tmp_path, tiny_cohort):
+    import pandas as pd
+
+    from tausynth.training import train
+
+    run_dir = tmp_path / "run"
+    train(_tiny_config(), run_dir, manifest=tiny_cohort, progress=False, log=lambda _: None)
+    other = tiny_cohort.parent / "other.csv"
+    frame = pd.read_csv(tiny_cohort, keep_default_na=False)
+    frame.loc[frame["split"] == "test", "split"] = "val"  # the same images, another design
+    frame.to_csv(other, index=False)
+    # before: accepted, and the provenance then named only the new manifest
+    with pytest.raises(TausynthError, match=r"cannot resume .*run: it was trained on .*manifest.csv and .*other.csv"):
+        train(_tiny_config(), run_dir, manifest=other, resume=True, progress=False, log=lambda _: None)
+    # the same content under another name is the same data
+    same = tiny_cohort.parent / "same.csv"
+    same.write_bytes(tiny_cohort.read_bytes())
+    train(_tiny_config(), run_dir, manifest=same, resume=True, progress=False, log=lambda _: None)

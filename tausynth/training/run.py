@@ -7,10 +7,13 @@ A run folder holds ``config.yaml`` (the resolved configuration), ``provenance.js
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -192,6 +195,43 @@ def prepare_run_dir(run_dir: PathLike, cfg: Config, *, resume: bool = False, ove
     paths.checkpoints.mkdir(parents=True, exist_ok=True)
     atomic_write_text(paths.config, dump_config(cfg))
     return "new"
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: PathLike) -> Iterator[None]:
+    """Hold a run folder for this process; a second trainer of the same folder gets one line naming the holder.
+
+    An advisory lock on ``.<name>.lock`` beside the folder (so ``--overwrite`` never deletes it),
+    released when the process ends, however it ends.
+
+    Raises
+    ------
+    TausynthError
+        When another process holds the folder (the message gives its PID).
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no concurrent trainers to guard against
+        yield
+        return
+    run_dir = Path(run_dir)
+    lock = run_dir.parent / f".{run_dir.name}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise TausynthError(f"{run_dir} is in use by process {holder}; wait for it to end or stop it first") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def git_commit(path: PathLike | None = None) -> dict[str, Any] | None:

@@ -58,6 +58,7 @@ from tausynth.training.run import (
     prepare_run_dir,
     read_provenance,
     run_dir_for,
+    run_lock,
     write_provenance,
 )
 from tausynth.training.state import PaperSchedule, TrainingState
@@ -209,29 +210,48 @@ def train(
     run_dir = Path(run_dir) if run_dir is not None else run_dir_for(cfg, runs_root)
     paths = RunPaths(run_dir)
 
-    # Rank 0 decides about the folder and the data; the others follow.
-    checkpoint: dict[str, Any] | None = None
-    try:
-        mode = manifest_path = None
-        if ctx.is_main:
-            mode = prepare_run_dir(run_dir, cfg, resume=resume, overwrite=overwrite)
-            if mode == "resume":  # a wrong or corrupt checkpoint fails before any data work
-                checkpoint = load_checkpoint(paths.final, model_name=cfg.model.name)
-            manifest_path = resolve_manifest(cfg, manifest, root, log=log)
-        shared: Any = (mode, manifest_path)
-    except TausynthError as exc:
-        if ctx.is_main and mode == "new":
-            _discard_new_run(paths)
-        shared = exc
-    mode, manifest_path = _share(ctx, shared)
-    try:
-        return _train_from(cfg, ctx, device, amp_dtype, run_dir, paths, mode, manifest_path, checkpoint, runs_root,
-                           root, progress, log, extend_time_limited, stop_after, on_batch, started)
-    except TausynthError:
-        # a run that failed before its first epoch leaves no config.yaml behind to refuse the corrected retry
-        if ctx.is_main and mode == "new" and not paths.final.is_file():
-            _discard_new_run(paths)
-        raise
+    # one trainer per run folder: a second one (even with --overwrite) is refused, naming the holder
+    folder_lock = contextlib.ExitStack()
+    with folder_lock:
+        # Rank 0 decides about the folder and the data; the others follow.
+        checkpoint: dict[str, Any] | None = None
+        try:
+            mode = manifest_path = None
+            if ctx.is_main:
+                folder_lock.enter_context(run_lock(run_dir))
+                mode = prepare_run_dir(run_dir, cfg, resume=resume, overwrite=overwrite)
+                if mode == "resume":  # a wrong or corrupt checkpoint fails before any data work
+                    checkpoint = load_checkpoint(paths.final, model_name=cfg.model.name)
+                manifest_path = resolve_manifest(cfg, manifest, root, log=log)
+                if mode == "resume":
+                    _check_same_data(paths, manifest_path)
+            shared: Any = (mode, manifest_path)
+        except TausynthError as exc:
+            if ctx.is_main and mode == "new":
+                _discard_new_run(paths)
+            shared = exc
+        mode, manifest_path = _share(ctx, shared)
+        try:
+            return _train_from(cfg, ctx, device, amp_dtype, run_dir, paths, mode, manifest_path, checkpoint, runs_root,
+                               root, progress, log, extend_time_limited, stop_after, on_batch, started)
+        except TausynthError:
+            # a run that failed before its first epoch leaves no config.yaml behind to refuse the corrected retry
+            if ctx.is_main and mode == "new" and not paths.final.is_file():
+                _discard_new_run(paths)
+            raise
+
+
+def _check_same_data(paths: RunPaths, manifest_path: Any) -> None:
+    """A run resumes on the data it was trained on: the manifest's content, wherever it now lives."""
+    if not paths.provenance.is_file():
+        return
+    data = read_provenance(paths.root).get("data") or {}
+    before = data.get("manifest_sha256")
+    if before and before != file_sha256(manifest_path):
+        raise TausynthError(
+            f"cannot resume {paths.root}: it was trained on {data.get('manifest')} and {manifest_path} has other "
+            "content; resume with that manifest, or pass --overwrite to start again"
+        )
 
 
 def _discard_new_run(paths: RunPaths) -> None:
