@@ -172,7 +172,9 @@ def variant_tracking(
     pandas.DataFrame
         One row per variant: ``n_seeds``, ``r_mean``, ``r_sd``, ``r_min``, ``r_max``, ``r_seeds``
         (each seed's r), ``tracks`` (seeds whose verdict is *tracks*), ``bar`` (min of
-        :data:`TRACKING_FLOOR` and bound − :data:`TRACKING_MARGIN`) and ``meets_bar``.
+        :data:`TRACKING_FLOOR` and bound − :data:`TRACKING_MARGIN`), ``meets_bar`` and ``oracle``
+        (a min–max variant's SUVR needs the real PET's range, so its r is an upper bound, not a
+        result: ``meets_bar`` is False for it).
     """
     bound = table.loc[table["run"] == BOUND_RUN, "pearson_r"]
     bar = min(TRACKING_FLOOR, float(bound.iloc[0]) - TRACKING_MARGIN) if len(bound) else TRACKING_FLOOR
@@ -184,5 +186,7 @@ def variant_tracking(
         rows.append({**dict(zip(by, key, strict=True)), "n_seeds": len(g), "r_mean": r.mean(),
                      "r_sd": r.std(ddof=1) if len(g) > 1 else math.nan, "r_min": r.min(), "r_max": r.max(),
                      "r_seeds": ", ".join(f"s{s}: {v:.2f}" for s, v in zip(g["seed"], r, strict=True)),
-                     "tracks": int((g["verdict"] == "tracks").sum()), "bar": bar, "meets_bar": bool(r.mean() >= bar)})
+                     "tracks": int((g["verdict"] == "tracks").sum()), "bar": bar})
+        oracle = "normalisation" in g and bool((g["normalisation"] == "minmax").any())
+        rows[-1].update(meets_bar=bool(r.mean() >= bar) and not oracle, oracle=oracle)
     return pd.DataFrame(rows)

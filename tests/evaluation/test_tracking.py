@@ -64,3 +64,11 @@ def test_variant_tracking_spreads_seeds_and_sets_the_bar_from_the_bound():
     assert not out.loc["unetr", "meets_bar"] and math.isnan(out.loc["unetr", "r_sd"])
     without_bound = T.variant_tracking(T.tracking_table(agreement[agreement["run"] != T.BOUND_RUN]), runs)
     assert set(without_bound["bar"]) == {T.TRACKING_FLOOR}
+
+
+def test_min_max_variants_are_flagged_as_oracles_never_meeting_the_bar():
+    agreement = pd.concat([_agreement("m-s1", 0.96, 1e-9, 2.0, 1.2), _agreement(T.BOUND_RUN, 0.60, 1e-6, 1.7, 1.3)])
+    runs = pd.DataFrame({"run": ["m-s1"], "model": ["unet"], "perceptual": ["cyclic"], "normalisation": ["minmax"],
+                         "seed": [1]})
+    row = T.variant_tracking(T.tracking_table(agreement), runs).iloc[0]
+    assert row["oracle"] and not row["meets_bar"]
