@@ -228,11 +228,11 @@ def run_book(
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise TausynthError(f"jobs: expected a positive integer, got {jobs!r}")
     root = Path(root).resolve()
-    if not (root / "book").is_dir():
-        raise TausynthError(f"{root}: not the tausynth repository root (no book/ folder of chapters); run `book run` there")
     load_profile(profile)  # validates the name
     runs = str(Path(runs).resolve()) if runs is not None else None
     chapters = chapters_for(profile, root, manifest, runs)  # checks the run list before any work
+    if not (root / "book").is_dir():
+        raise TausynthError(f"{root}: not the tausynth repository root (no book/ folder of chapters); run `book run` there")
     executed = root / BUILD / "executed"
     logs = root / BUILD / "logs"
     executed.mkdir(parents=True, exist_ok=True)
