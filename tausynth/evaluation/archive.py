@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import shutil
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import pandas as pd
 from tausynth.errors import TausynthError
 from tausynth.evaluation.collect import Collection
 from tausynth.io import PathLike, atomic_path, atomic_write_text
+from tausynth.training.run import git_commit
 
 __all__ = ["ARCHIVE_TABLES", "RUN_FILES", "load_archive", "write_archive"]
 
@@ -36,14 +36,6 @@ ARCHIVE_TABLES: tuple[str, ...] = ("metrics", "roi", "agreement", "positivity", 
 """The tables of a :class:`~tausynth.evaluation.collect.Collection`, one CSV each."""
 RUN_FILES: tuple[str, ...] = ("config.yaml", "provenance.json", "metrics.csv")
 """What each run contributes besides its rows in the tables."""
-
-
-def _commit(path: Path) -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
 def _write_tables(collection: Collection, folder: Path) -> None:
@@ -87,7 +79,8 @@ def write_archive(
                     shutil.copyfile(d / f, tmp)
     _write_tables(runs, out / "tables")
     _write_tables(baselines, out / "baselines")
-    record = {**(info or {}), "runs": sorted(names), "commit": _commit(Path(run_dirs[0]).resolve().parent),
+    source = git_commit(Path(run_dirs[0]).resolve().parent) or {}
+    record = {**(info or {}), "runs": sorted(names), "commit": source.get("commit", "unknown"),
               "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "format": 1}
     atomic_write_text(out / "archive.json", json.dumps(record, indent=2) + "\n")
     return out
