@@ -42,6 +42,9 @@ BASE_KEY = "base"
 NORMALISATIONS = ("standardize", "minmax")
 PERCEPTUAL_MODES = ("none", "2d", "2.5d", "cyclic", "3d")
 PLANES = ("axial", "coronal", "sagittal")
+SLICE_SCALINGS = ("slice", "volume")
+"""How the 2D perceptual term scales a slice to [0, 1]: by its own min and max (Algorithm 1), or by
+the target volume's (beyond the paper)."""
 MODELS = ("unet", "unetr", "swinunetr", "pix2pix", "cyclegan")
 VAL_REDUCTIONS = ("batch_mean", "sample_mean")
 EARLY_STOPPING_RULES = ("official", "third_axial")
@@ -166,6 +169,11 @@ class LossConfig:
     perceptual_balance: float | None = None
     per_sample_scaling: bool = False
     imagenet_norm: bool = False
+    # "slice": each slice scaled by its own min and max (Algorithm 1); "volume" (beyond the paper):
+    # prediction and target slices by the target volume's min and max (see the loss chapter)
+    slice_scaling: str = "slice"
+    # beyond the paper: compare unit-length relu4_3 feature vectors (LPIPS; as the 3D term does)
+    unit_features: bool = False
     skip_empty_slices: bool = False
     max_slices_per_chunk: int | None = None
     slices_per_step: int | None = None  # None: every slice (the paper); k: k random slices per step
@@ -292,6 +300,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "loss.perceptual": PERCEPTUAL_MODES,
     "loss.plane": PLANES,
     "loss.ssim_range": ("fixed", "target"),
+    "loss.slice_scaling": SLICE_SCALINGS,
     "loss.indomain_objective": ("denoise", "labels"),
     "model.gan_mode": ("lsgan", "bce"),
     "model.d_norm": ("instance", "batch"),

@@ -140,6 +140,7 @@ def test_a_run_list_is_not_configuration(tmp_path: Path) -> None:
         ({"data": {"augment_padding": "wrap"}}, r"'data\.augment_padding': unknown value 'wrap' \(allowed: zeros, border, reflection\)"),
         ({"training": {"val_reduction": "median"}}, r"'training\.val_reduction': unknown value 'median'"),
         ({"loss": {"ssim_range": "data"}}, r"'loss\.ssim_range': unknown value 'data' \(allowed: fixed, target\)"),
+        ({"loss": {"slice_scaling": "batch"}}, r"'loss\.slice_scaling': unknown value 'batch' \(allowed: slice, volume\)"),
         ({"training": {"early_stopping": "never"}}, r"'training\.early_stopping': unknown value 'never' \(allowed: official, third_axial\)"),
         ({"loss": {"perceptual": "3d", "weights": "imagenet"}}, r"'loss\.weights': 'imagenet' .*3d uses 'medicalnet' \(options for 3d: auto, medicalnet, calibrated, random, or a path\)"),
         ({"loss": {"perceptual": "cyclic", "weights": "medicalnet"}}, r"'loss\.weights': 'medicalnet' .*cyclic uses 'imagenet'"),
@@ -156,6 +157,7 @@ def test_defaults_follow_the_official_code() -> None:
     assert cfg.data.augment_padding == "zeros"
     assert cfg.training.amp is False and load_profile("paper").training.amp is False
     assert (cfg.loss.ssim_range, cfg.loss.ssim_data_range) == ("fixed", 2.0)
+    assert cfg.loss.slice_scaling == "slice" and load_profile("paper").loss.slice_scaling == "slice"
     assert cfg.training.early_stopping == "official" and cfg.training.val_reduction == "batch_mean"
     assert all(load_profile(p).training.early_stopping == "official" for p in ("smoke", "demo", "paper"))
 

@@ -225,12 +225,35 @@ def ensure_predictions(
             why = f"its predictions cover other scans than the {split} split of {manifest_path}"
         elif "pet" in table and {str(Path(p).resolve()) for p in table["pet"]} != {str(Path(p).resolve()) for p in wanted["pet"]}:
             why = f"its predictions name other PET files than {manifest_path}"
+        elif changed := _changed_inputs(table, wanted):
+            why = f"{changed} changed since its predictions were made"
         else:
             return table, "reused"
     if log is not None:
         log(f"{run_dir.name}: {why}; predicting them first")
     table = predict_run(run_dir, manifest_path, split, log=log)
     return table, "predicted"
+
+
+def _changed_inputs(table: pd.DataFrame, wanted: pd.DataFrame) -> str | None:
+    """The first input (T1 or PET) of ``wanted`` whose path or bytes differ from what ``table`` was
+    predicted from, named; ``None`` when all match (or the table predates the input hashes)."""
+    if not {"t1", "t1_sha256", "pet_sha256"} <= set(table.columns):
+        return None
+    def key(row: Any) -> tuple[str, str]:
+        return str(row.subject_id), "" if pd.isna(row.session) else str(row.session)
+
+    made = {key(r): r for r in table.itertuples()}
+    for row in wanted.itertuples():
+        old = made.get(key(row))
+        if old is None:
+            continue  # different scans are reported by the caller
+        if Path(old.t1).resolve() != Path(row.t1).resolve():
+            return f"the T1 of {row.subject_id} ({row.t1})"
+        for column in ("t1", "pet"):
+            if file_sha256(getattr(row, column)) != getattr(old, f"{column}_sha256"):
+                return f"the {column.upper()} file {getattr(row, column)}"
+    return None
 
 
 #: The modules that compute a run's evaluation tables: a change to one of them re-evaluates every run.

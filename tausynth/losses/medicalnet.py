@@ -31,6 +31,7 @@ from tausynth.losses._weights import (
     resolve_weights,
     run_features,
 )
+from tausynth.losses.perceptual import unit_channels
 
 MEDICALNET_RESNET10_FILE = "resnet_10_23dataset.pth"
 """File name of MedicalNet's ResNet-10 (23 datasets) checkpoint, looked up in the torch hub cache."""
@@ -104,10 +105,6 @@ def _zscore(x: torch.Tensor, eps: float) -> torch.Tensor:
     return (x - mean) / (std + eps)
 
 
-def _unit_channels(f: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
-    return f / torch.sqrt((f * f).sum(dim=1, keepdim=True) + eps)
-
-
 class MedicalNetPerceptualLoss(nn.Module):
     """3D perceptual loss on MedicalNet ResNet-10 layer4 features.
 
@@ -170,7 +167,7 @@ class MedicalNetPerceptualLoss(nn.Module):
                 f"expected equal (B, 1, X, Y, Z) shapes, got pred {tuple(pred.shape)} and target {tuple(target.shape)}"
             )
         with torch.no_grad():
-            ft = _unit_channels(self._features(_zscore(target.detach(), self.eps)).to(pred.dtype))
-        fp = _unit_channels(self._features(_zscore(pred, self.eps)).to(pred.dtype))
+            ft = unit_channels(self._features(_zscore(target.detach(), self.eps)).to(pred.dtype))
+        fp = unit_channels(self._features(_zscore(pred, self.eps)).to(pred.dtype))
         # a data-derived factor the network may carry (tausynth.training.features balances offline networks)
         return getattr(self.features, "loss_scale", 1.0) * ((fp - ft) ** 2).sum(dim=1).mean()

@@ -25,6 +25,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from torchvision.models.vgg import cfgs, make_layers
 
+from tausynth.config import SLICE_SCALINGS
 from tausynth.errors import TausynthError
 from tausynth.losses._weights import (
     hub_checkpoint_path,
@@ -142,6 +143,11 @@ def vgg16_relu4_3(weights: str | os.PathLike[str] = "auto", *, seed: int = 0) ->
     return net.eval()
 
 
+def unit_channels(f: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+    """Each location's feature vector (dim 1) divided by its length (LPIPS's normalisation)."""
+    return f / torch.sqrt((f * f).sum(dim=1, keepdim=True) + eps)
+
+
 def _freeze(module: nn.Module) -> nn.Module:
     module.requires_grad_(False)
     return module.eval()
@@ -183,6 +189,18 @@ class SlicePerceptualLoss(nn.Module):
         batch (the paper's joint scaling makes a sample's loss depend on the other samples).
     imagenet_norm : bool, default=False
         Beyond the paper: apply ImageNet mean/std after min–max scaling, as VGG16 was trained with.
+    scaling : {"slice", "volume"}, default="slice"
+        ``"slice"``: Algorithm 1, each prediction and target slice by its own min and max.
+        ``"volume"`` (beyond the paper): every prediction and target slice by the min and max of the
+        target *volume* (per sample), one fixed affine map. The paper's scaling makes the term blind
+        to each slice's intensity level, and its gradient piles onto each predicted slice's two
+        extreme voxels, scaled by one over that slice's range (the loss chapter measures it); with
+        ``"volume"`` the term compares intensities on one scale. ``per_sample_scaling`` does not apply.
+    unit_features : bool, default=False
+        Beyond the paper: divide each location's relu4_3 feature vector by its length before
+        comparing, and sum the squared difference over channels (LPIPS's normalisation, and that of
+        the 3D term). The term then compares feature directions, not magnitudes; a balanced offline
+        network carries its factor as ``loss_scale``.
     skip_empty_slices : bool, default=False
         Beyond the paper: drop slices whose target is constant over the whole batch slice (pure
         background) and average over the rest (0 if none is left). The paper keeps them, so
@@ -220,6 +238,8 @@ class SlicePerceptualLoss(nn.Module):
         autocast_dtype: torch.dtype | None = None,
         per_sample_scaling: bool = False,
         imagenet_norm: bool = False,
+        scaling: str = "slice",
+        unit_features: bool = False,
         skip_empty_slices: bool = False,
         slices_per_step: int | None = None,
         eps: float = 1e-8,
@@ -246,6 +266,8 @@ class SlicePerceptualLoss(nn.Module):
         self.autocast_dtype = _check_autocast(autocast_dtype)
         self.per_sample_scaling = bool(per_sample_scaling)
         self.imagenet_norm = bool(imagenet_norm)
+        self.scaling = check_choice("scaling", scaling, SLICE_SCALINGS)
+        self.unit_features = bool(unit_features)
         self.skip_empty_slices = bool(skip_empty_slices)
         self.eps = float(eps)
         self.channels_last = bool(channels_last)
@@ -270,6 +292,12 @@ class SlicePerceptualLoss(nn.Module):
         hi = s.amax(dim=dims, keepdim=True)
         return (s - lo) / (hi - lo + self.eps)
 
+    def _volume_range(self, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # per sample, shaped to broadcast against (S, B, 1, H, W) slice stacks
+        flat = target.detach().flatten(1)
+        shape = (1, -1, 1, 1, 1)
+        return flat.amin(dim=1).view(shape), flat.amax(dim=1).view(shape)
+
     def _to_rgb(self, s: torch.Tensor) -> torch.Tensor:
         x = s.reshape(-1, 1, *s.shape[-2:]).expand(-1, 3, -1, -1)
         if self.imagenet_norm:
@@ -293,6 +321,11 @@ class SlicePerceptualLoss(nn.Module):
         with torch.no_grad():
             ft = self._features(self._to_rgb(t))
         fp = self._features(self._to_rgb(p))
+        if self.unit_features:
+            # squared distance of unit feature vectors, summed over channels (LPIPS, and the 3D term);
+            # a balanced offline network carries its factor as loss_scale
+            d = (unit_channels(fp.to(p.dtype)) - unit_channels(ft.to(p.dtype))).pow(2).sum(dim=1).mean()
+            return getattr(self.features, "loss_scale", 1.0) * d * p.shape[0]
         # every slice has the same number of feature elements, so the sum of the k per-slice means
         # is k times the chunk mean
         return F.mse_loss(fp.to(p.dtype), ft.to(p.dtype)) * p.shape[0]
@@ -317,7 +350,11 @@ class SlicePerceptualLoss(nn.Module):
                 flat = st.flatten(1)
                 keep = (flat.amax(dim=1) - flat.amin(dim=1)) > 0
                 st = st[keep]
-            st = self._scale(st)
+            if self.scaling == "volume":
+                lo, hi = self._volume_range(target)
+                st = (st - lo) / (hi - lo + self.eps)
+            else:
+                st = self._scale(st)
         if keep is not None:
             sp = sp[keep]
         if self.slices_per_step is not None and self.slices_per_step < sp.shape[0]:
@@ -326,7 +363,7 @@ class SlicePerceptualLoss(nn.Module):
         n_slices = sp.shape[0]
         if n_slices == 0:
             return pred.sum() * 0.0
-        sp = self._scale(sp)
+        sp = (sp - lo) / (hi - lo + self.eps) if self.scaling == "volume" else self._scale(sp)
         chunk = self._chunk_size(sp)
         # float16 leaves the gradient to the caller's GradScaler, so it needs plain autograd
         eager = self.eager_backward and self.autocast_dtype is not torch.float16
@@ -385,7 +422,7 @@ class PerceptualLoss(nn.Module):
         Inject a frozen extractor instead (2D for the slice modes, 3D for ``"3d"``).
     **slice_options
         Passed to :class:`SlicePerceptualLoss` (``max_slices_per_chunk``, ``autocast_dtype``,
-        ``per_sample_scaling``, ``imagenet_norm``, ``skip_empty_slices``, ``eps``, ``seed``,
+        ``per_sample_scaling``, ``imagenet_norm``, ``scaling``, ``unit_features``, ``skip_empty_slices``, ``eps``, ``seed``,
         ``channels_last``, ``eager_backward``); for
         ``"3d"`` only ``autocast_dtype`` and ``seed`` apply.
     """

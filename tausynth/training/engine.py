@@ -50,6 +50,8 @@ def build_loss(
             "weights": lc.weights,
             "per_sample_scaling": lc.per_sample_scaling,
             "imagenet_norm": lc.imagenet_norm,
+            "scaling": lc.slice_scaling,
+            "unit_features": lc.unit_features,
             "skip_empty_slices": lc.skip_empty_slices,
             "slices_per_step": lc.slices_per_step,
             "autocast_dtype": autocast_dtype,

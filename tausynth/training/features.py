@@ -73,6 +73,11 @@ CALIBRATION_SLICES = 16
 CALIBRATION_VOLUMES = 8
 """Training volumes the 3D calibration and the balance use."""
 
+OFFLINE_SUBJECTS = 32
+"""Training subjects (evenly spaced over the split) whose PET makes a calibrated network: the 2D
+calibration's slices, the mean image and the volumes of the balance. Loading all 280 of the demo
+took about a minute per network, for scales that are ratios of standard deviations."""
+
 
 @dataclass
 class FeatureSource:
@@ -109,12 +114,14 @@ def _resolve_auto(mode: str) -> str:
 
 
 def _training_volumes(
-    frame: pd.DataFrame, *, labels: bool, transform: Callable[..., Any] | None = None
+    frame: pd.DataFrame, *, labels: bool, transform: Callable[..., Any] | None = None, limit: int | None = None
 ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
-    """The training split's PET volumes (SUVR, or ``transform``-ed; no padding), and their labels."""
+    """The training split's PET volumes (SUVR, or ``transform``-ed; no padding), and their labels;
+    ``limit``: at most that many, evenly spaced over the split."""
     ds = build_dataset(frame, "train", augment=False, cache="none", pet_transform=transform, spatial_divisor=1,
                        include_labels=True if labels else None)
-    samples = [ds[i] for i in range(len(ds))]
+    n = len(ds) if limit is None else min(limit, len(ds))
+    samples = [ds[i] for i in torch.linspace(0, len(ds) - 1, n).round().long().unique().tolist()]
     vols = [s["pet"] for s in samples]
     labs = [s["labels"] for s in samples] if labels else None
     return vols, labs
@@ -231,11 +238,17 @@ def balance_factor(cfg: Config, features: nn.Module, volumes: list[torch.Tensor]
             "perceptual_mean_image_before": perc / len(pick), "subjects": len(pick)}
 
 
-def _apply_balance(net: nn.Module, mode: str, factor: float) -> None:
+def _carries_scale(cfg: Config) -> bool:
+    """Whether the term's features are unit-normalised (MedicalNet's; VGG16's with ``loss.unit_features``),
+    so that only a factor on the loss (``loss_scale``), not on the weights, changes its size."""
+    return cfg.loss.perceptual == "3d" or cfg.loss.unit_features
+
+
+def _apply_balance(net: nn.Module, unit: bool, factor: float) -> None:
     """Scale the term by ``factor``: the last convolution by its square root for VGG16 (ReLU commutes
-    with a positive factor, the feature MSE scales with its square); MedicalNet's features are
-    unit-normalised, so its loss carries the factor (``loss_scale``)."""
-    if mode == "3d":
+    with a positive factor, the feature MSE scales with its square); unit-normalised features cancel
+    that, so their loss carries the factor (``loss_scale``)."""
+    if unit:
         net.loss_scale = float(factor)
         return
     last = conv_layers(net)[-1]
@@ -311,7 +324,7 @@ def _offline_key(cfg: Config, frame: pd.DataFrame, normaliser: PetNormaliser, us
     lc = cfg.loss
     parts = [OFFLINE_FORMAT, __version__, _source_digest(), used, perceptual_kind(lc.perceptual), stamps, normaliser.kind, normaliser.to_dict(),
              lc.alpha, lc.beta, lc.gamma, lc.ssim_range, lc.ssim_data_range, lc.perceptual_balance,
-             lc.indomain_objective, lc.indomain_steps]
+             lc.indomain_objective, lc.indomain_steps, lc.slice_scaling, lc.unit_features]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -332,7 +345,7 @@ def _cached_offline(
             net, record = source.features, {**source.record, "cache_file": path.name}
             _save_network(path, net, record)
             record = {**record, "cached": False}
-    if "balance" in record and mode == "3d":
+    if "balance" in record and _carries_scale(cfg):
         net.loss_scale = float(record["balance"]["factor"])
     net.weights_source = "calibrated" if used == "calibrated" else f"indomain-{cfg.loss.indomain_objective}"
     net.requires_grad_(False)
@@ -343,7 +356,7 @@ def _make_offline(
     cfg: Config, frame: pd.DataFrame, normaliser: PetNormaliser, used: str, cache_dir: Path, log: Callable[[str], None]
 ) -> FeatureSource:
     mode = cfg.loss.perceptual
-    volumes, _ = _training_volumes(frame, labels=False, transform=normaliser.transform)
+    volumes, _ = _training_volumes(frame, labels=False, transform=normaliser.transform, limit=OFFLINE_SUBJECTS)
     if used == "calibrated" and mode == "3d":
         source = _calibrated_3d(volumes)
     elif used == "calibrated":
@@ -358,6 +371,6 @@ def _make_offline(
     assert source.features is not None
     if cfg.loss.perceptual_balance is not None:
         balance = balance_factor(cfg, source.features, volumes)
-        _apply_balance(source.features, mode, balance["factor"])
+        _apply_balance(source.features, _carries_scale(cfg), balance["factor"])
         source.record["balance"] = {k: round(v, 6) for k, v in balance.items()}
     return source

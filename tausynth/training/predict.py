@@ -118,8 +118,8 @@ def predict_run(
     pandas.DataFrame
         One row per written file: ``subject_id``, ``session``, ``split``, ``manufacturer``,
         ``kind`` (``"suvr"``, ``"minmax"`` or ``"suvr_oracle"``), ``oracle`` (bool), ``path``,
-        ``t1``, ``pet`` (the real PET), ``mask``, ``checkpoint``, ``checkpoint_sha256``. Also
-        written as ``predictions.csv`` in ``out``.
+        ``t1``, ``pet`` (the real PET), ``mask``, ``checkpoint``, ``checkpoint_sha256``,
+        ``t1_sha256`` and ``pet_sha256`` (the inputs' bytes). Also written as ``predictions.csv`` in ``out``.
     """
     run_dir = Path(run_dir)
     model, normaliser, ckpt = load_trained_model(run_dir, checkpoint, device)
@@ -131,6 +131,8 @@ def predict_run(
     rows = []
     for i in range(len(dataset)):
         sample = dataset[i]
+        # the inputs' content, so that a later evaluation notices a file replaced under the same name
+        inputs = {"t1_sha256": file_sha256(sample["t1_path"]), "pet_sha256": file_sha256(sample["pet_path"])}
         pred = predict_pet(model, sample["t1"][None].to(device))[0]
         shape = sample["original_shape"]
         pred_np = crop_to_original(pred.float().cpu(), shape)[0].numpy()
@@ -154,6 +156,7 @@ def predict_run(
                     "mask": masks.get((sample["subject_id"], sample["session"]), ""),
                     "checkpoint": ckpt["path"],
                     "checkpoint_sha256": sha,
+                    **inputs,
                 }
             )
     table = pd.DataFrame(rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,9 @@ def _predict(run, cohort, split, maker):
         path = run / "predictions" / split / f"{m['subject_id']}_suvr.nii.gz"
         save_nifti(path, maker(pet), affine)
         rows.append({"subject_id": m["subject_id"], "session": "", "split": split, "kind": "suvr", "oracle": False,
-                     "path": str(path), "pet": str(cohort / m["pet"]), "checkpoint_sha256": file_sha256(ckpt)})
+                     "path": str(path), "t1": str(cohort / m["t1"]), "pet": str(cohort / m["pet"]),
+                     "checkpoint_sha256": file_sha256(ckpt), "t1_sha256": file_sha256(cohort / m["t1"]),
+                     "pet_sha256": file_sha256(cohort / m["pet"])})
     pd.DataFrame(rows).to_csv(run / "predictions" / split / "predictions.csv", index=False)
 
 
@@ -132,6 +135,32 @@ def test_missing_or_stale_predictions_are_made_first(tmp_path, cohort, fake_pred
     C.collect_runs([run], split="val", log=None)
     assert fake_predict[-1] == ("unet-cyclic", "val")
     assert (run / "evaluation" / "val" / "per_subject.csv").is_file()
+
+
+@pytest.mark.slow
+def test_predictions_of_a_replaced_input_file_are_made_again(tmp_path, cohort, monkeypatch):
+    # the same file names, other bytes: a T1 replaced in place must not reuse the old prediction
+    data = tmp_path / "cohort"
+    shutil.copytree(cohort, data)
+    run = _run(tmp_path, data, "unet-cyclic")
+    calls = []
+
+    def predict_run(run_dir, manifest=None, split="test", **kw):
+        calls.append(split)
+        _predict(run_dir, data, split, lambda pet: pet)
+        return pd.read_csv(run_dir / "predictions" / split / "predictions.csv")
+
+    monkeypatch.setattr("tausynth.training.predict_run", predict_run)
+    assert C.ensure_predictions(run, log=None)[1] == "reused" and calls == []
+    manifest = pd.read_csv(data / "manifest.csv", keep_default_na=False)
+    test, train = manifest[manifest["split"] == "test"].iloc[0], manifest[manifest["split"] == "train"].iloc[0]
+    shutil.copyfile(data / train["t1"], data / test["t1"])
+    lines: list[str] = []
+    assert C.ensure_predictions(run, log=lines.append)[1] == "predicted" and calls == ["test"]
+    assert any(f"the T1 file {data / test['t1']} changed since its predictions were made" in line for line in lines)
+    assert C.ensure_predictions(run, log=None)[1] == "reused"
+    shutil.copyfile(data / train["pet"], data / test["pet"])
+    assert C.ensure_predictions(run, log=None)[1] == "predicted" and calls == ["test", "test"]
 
 
 def test_find_and_resolve_runs(tmp_path, cohort):

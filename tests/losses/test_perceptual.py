@@ -467,3 +467,91 @@ def test_slices_per_step_is_unbiased_over_all_subsets():
 def test_slices_per_step_rejects_bad_values(bad):
     with pytest.raises(TausynthError, match="slices_per_step"):
         SlicePerceptualLoss(small_vgg_like(), slices_per_step=bad)
+
+
+# --- slice scaling ("volume", beyond the paper) -------------------------------------------------
+
+
+def volume_scaled_loop(features, pred, target, plane):
+    """Every slice of both volumes scaled by each target volume's min and max, written out here."""
+    axis = {"sagittal": 2, "coronal": 3, "axial": 4}[plane]
+    lo = target.flatten(1).amin(1).view(-1, 1, 1, 1)
+    hi = target.flatten(1).amax(1).view(-1, 1, 1, 1)
+    losses = []
+    for i in range(pred.shape[axis]):
+        p = (pred.select(axis, i) - lo) / (hi - lo + 1e-8)
+        t = (target.select(axis, i) - lo) / (hi - lo + 1e-8)
+        losses.append(F.mse_loss(features(p.repeat(1, 3, 1, 1)), features(t.repeat(1, 3, 1, 1))))
+    return sum(losses) / len(losses)
+
+
+@pytest.mark.parametrize("plane", PLANES)
+@pytest.mark.parametrize("eager", [True, False])
+def test_volume_scaling_equals_its_loop_with_gradients(plane, eager):
+    feats = small_vgg_like(dtype=torch.float64)
+    # no constant background: its max-pool ties make the (sub)gradient depend on the memory layout
+    pred, target = volumes(dtype=torch.float64, seed=11, background=False)
+    target[1] *= 3.0  # a second sample with another range: the range is per sample
+    loss = SlicePerceptualLoss(feats, scaling="volume", eager_backward=eager, max_slices_per_chunk=3)
+    x = pred.clone().requires_grad_(True)
+    got = loss(x, target, plane)
+    (g_got,) = torch.autograd.grad(got, x)
+    y = pred.clone().requires_grad_(True)
+    ref = volume_scaled_loop(feats, y, target, plane)
+    (g_ref,) = torch.autograd.grad(ref, y)
+    assert float(got) == pytest.approx(float(ref), rel=1e-10)
+    assert rel(g_got, g_ref) < 1e-10
+
+
+def test_volume_scaling_sees_intensity_level_and_spreads_the_gradient():
+    # the paper's scaling cannot tell a slice from a brighter copy of it; "volume" can
+    feats = small_vgg_like(dtype=torch.float64)
+    _, target = volumes(dtype=torch.float64, seed=12, background=False)
+    brighter = 1.5 * target
+    paper = SlicePerceptualLoss(feats)
+    volume = SlicePerceptualLoss(feats, scaling="volume")
+    assert float(paper(brighter, target, "axial")) == pytest.approx(0.0, abs=1e-12)
+    assert float(volume(brighter, target, "axial")) > 1e-3
+    assert float(volume(target, target, "axial")) == 0.0
+    # the paper's gradient piles onto each predicted slice's extremes; "volume" spreads it
+    pred = (target + 0.1 * torch.randn(target.shape, generator=torch.Generator().manual_seed(0),
+                                       dtype=torch.float64)).requires_grad_(True)
+    share = {}
+    for name, module in (("slice", paper), ("volume", volume)):
+        (g,) = torch.autograd.grad(module(pred, target, "axial"), pred)
+        s = pred.detach().movedim(4, 0).flatten(1)
+        extremes = torch.zeros_like(s, dtype=torch.bool)
+        rows = torch.arange(s.shape[0])
+        extremes[rows, s.argmax(1)] = extremes[rows, s.argmin(1)] = True
+        gs = g.movedim(4, 0).flatten(1)
+        share[name] = float((gs[extremes] ** 2).sum() / (gs**2).sum())
+    assert share["volume"] < share["slice"]
+
+
+def test_scaling_option_is_validated():
+    with pytest.raises(TausynthError, match=r"scaling: 'target' is not one of 'slice', 'volume'"):
+        SlicePerceptualLoss(small_vgg_like(), scaling="target")
+
+
+def test_unit_features_compare_directions_summed_over_channels():
+    feats = small_vgg_like(dtype=torch.float64)
+    pred, target = volumes(dtype=torch.float64, seed=13, background=False)
+    loss = SlicePerceptualLoss(feats, unit_features=True, max_slices_per_chunk=2)
+    per_slice = []
+    for i in range(pred.shape[4]):  # axial, written out
+        p, t = (s.select(4, i) for s in (pred, target))
+        p, t = ((s - s.min()) / (s.max() - s.min() + 1e-8) for s in (p, t))
+        fp, ft = feats(p.repeat(1, 3, 1, 1)), feats(t.repeat(1, 3, 1, 1))
+        fp, ft = (f / torch.sqrt((f * f).sum(1, keepdim=True) + 1e-10) for f in (fp, ft))
+        per_slice.append((fp - ft).pow(2).sum(1).mean())
+    assert float(loss(pred, target, "axial")) == pytest.approx(float(sum(per_slice) / len(per_slice)), rel=1e-10)
+    # feature magnitudes no longer count: scaling the network's last layer leaves the term unchanged,
+    # so a balance factor has to ride on the loss (loss_scale)
+    scaled = small_vgg_like(dtype=torch.float64)
+    scaled[3].weight.data *= 5.0
+    scaled[3].bias.data *= 5.0
+    assert float(SlicePerceptualLoss(scaled, unit_features=True)(pred, target, "axial")) == pytest.approx(
+        float(loss(pred, target, "axial")), rel=1e-9)
+    scaled.loss_scale = 3.0
+    assert float(SlicePerceptualLoss(scaled, unit_features=True)(pred, target, "axial")) == pytest.approx(
+        3.0 * float(loss(pred, target, "axial")), rel=1e-9)
