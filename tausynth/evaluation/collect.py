@@ -180,9 +180,13 @@ def _final_checkpoint(run_dir: Path) -> Path:
     return path
 
 
+def _scan_key(subject_id: object, session: object) -> tuple[str, str]:
+    return str(subject_id), "" if pd.isna(session) else str(session)
+
+
 def _keys(frame: pd.DataFrame) -> set[tuple[str, str]]:
     ses = frame["session"] if "session" in frame else pd.Series([""] * len(frame), index=frame.index)
-    return {(str(s), "" if pd.isna(x) else str(x)) for s, x in zip(frame["subject_id"], ses, strict=True)}
+    return {_scan_key(s, x) for s, x in zip(frame["subject_id"], ses, strict=True)}
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -240,12 +244,9 @@ def _changed_inputs(table: pd.DataFrame, wanted: pd.DataFrame) -> str | None:
     predicted from, named; ``None`` when all match (or the table predates the input hashes)."""
     if not {"t1", "t1_sha256", "pet_sha256"} <= set(table.columns):
         return None
-    def key(row: Any) -> tuple[str, str]:
-        return str(row.subject_id), "" if pd.isna(row.session) else str(row.session)
-
-    made = {key(r): r for r in table.itertuples()}
+    made = {_scan_key(r.subject_id, r.session): r for r in table.itertuples()}
     for row in wanted.itertuples():
-        old = made.get(key(row))
+        old = made.get(_scan_key(row.subject_id, row.session))
         if old is None:
             continue  # different scans are reported by the caller
         if Path(old.t1).resolve() != Path(row.t1).resolve():

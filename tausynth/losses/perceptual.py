@@ -288,11 +288,13 @@ class SlicePerceptualLoss(nn.Module):
     def _scale(self, s: torch.Tensor) -> torch.Tensor:
         # s: (S, B, 1, H, W); one min and max per slice index (per sample if per_sample_scaling)
         dims = (2, 3, 4) if self.per_sample_scaling else (1, 2, 3, 4)
-        lo = s.amin(dim=dims, keepdim=True)
-        hi = s.amax(dim=dims, keepdim=True)
+        return self._rescale(s, s.amin(dim=dims, keepdim=True), s.amax(dim=dims, keepdim=True))
+
+    def _rescale(self, s: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
         return (s - lo) / (hi - lo + self.eps)
 
-    def _volume_range(self, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    @staticmethod
+    def _volume_range(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # per sample, shaped to broadcast against (S, B, 1, H, W) slice stacks
         flat = target.detach().flatten(1)
         shape = (1, -1, 1, 1, 1)
@@ -343,6 +345,8 @@ class SlicePerceptualLoss(nn.Module):
         _check_pair(pred, target)
         axis = PLANE_AXES[plane]
         sp = pred.movedim(axis, 0)  # (S, B, 1, H, W): slice index first, as torch.unbind(dim=axis)
+        # "volume": one map, from the target volume, for every slice of both
+        volume_range = self._volume_range(target) if self.scaling == "volume" else None
         with torch.no_grad():
             st = target.detach().movedim(axis, 0)
             keep = None
@@ -350,11 +354,7 @@ class SlicePerceptualLoss(nn.Module):
                 flat = st.flatten(1)
                 keep = (flat.amax(dim=1) - flat.amin(dim=1)) > 0
                 st = st[keep]
-            if self.scaling == "volume":
-                lo, hi = self._volume_range(target)
-                st = (st - lo) / (hi - lo + self.eps)
-            else:
-                st = self._scale(st)
+            st = self._scale(st) if volume_range is None else self._rescale(st, *volume_range)
         if keep is not None:
             sp = sp[keep]
         if self.slices_per_step is not None and self.slices_per_step < sp.shape[0]:
@@ -363,7 +363,7 @@ class SlicePerceptualLoss(nn.Module):
         n_slices = sp.shape[0]
         if n_slices == 0:
             return pred.sum() * 0.0
-        sp = (sp - lo) / (hi - lo + self.eps) if self.scaling == "volume" else self._scale(sp)
+        sp = self._scale(sp) if volume_range is None else self._rescale(sp, *volume_range)
         chunk = self._chunk_size(sp)
         # float16 leaves the gradient to the caller's GradScaler, so it needs plain autograd
         eager = self.eager_backward and self.autocast_dtype is not torch.float16
