@@ -331,6 +331,38 @@ def test_parallel_scheduler_respects_dependencies_jobs_and_exclusive_chapters(
     assert started == ["data", "suvr"]  # "extra" depends on nothing, but a failure stops new starts
 
 
+def test_scheduler_runs_the_exclusive_chapters_inputs_first_then_the_longest_chapters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(book.subprocess, "Popen", _FakeChild)
+    monkeypatch.setattr(book.time, "sleep", lambda s: None)
+    chapters = [
+        book.Chapter("data", "d.ipynb"), book.Chapter("suvr", "s.ipynb"),
+        book.Chapter("loss", "l.ipynb", depends=("data",), exclusive=True),
+        *(book.Chapter(f"run{i}", "t.ipynb", depends=("data",), cost=cost) for i, cost in enumerate((1.0, 3.0, 2.0))),
+        book.Chapter("results", "r.ipynb", depends=("data", "run0", "run1", "run2")),
+    ]
+    (tmp_path / "_build" / "logs").mkdir(parents=True)
+    _FakeChild.log, _FakeChild.instances, _FakeChild.alive, _FakeChild.fail = [], [], set(), set()
+    book._run_parallel(chapters, "smoke", tmp_path, None, False, 2, {}, lambda s: None)
+    started = [name for ev, name, _ in _FakeChild.log if ev == "start"]
+    # suvr (nothing waits for it) neither delays the exclusive loss chapter nor a training run
+    assert started == ["data", "loss", "run1", "run2", "run0", "suvr", "results"]
+
+    # a rebuild orders by the times the run log recorded, when it has one for every chapter to run
+    recorded = {"run0": {"seconds": 30.0}, "run1": {"seconds": 10.0}, "run2": {"seconds": 20.0}}
+    assert list(book._expected_costs(chapters[3:6], recorded).values()) == [30.0, 10.0, 20.0]
+    assert list(book._expected_costs(chapters[3:6], {"run0": {"seconds": 30.0}}).values()) == [1.0, 3.0, 2.0]
+
+
+def test_training_pages_cost_more_with_a_perceptual_term_and_more_steps() -> None:
+    costs = {c.name: c.cost for c in book.chapters_for("demo", Path(".").resolve()) if c.name.startswith("train-")}
+    unet_none, unet_cyclic = costs["train-unet-none-standardize-s42"], costs["train-unet-cyclic-standardize-s42"]
+    assert unet_cyclic > unet_none > 0
+    # the GANs run a quarter of the U-Nets' steps in the demo
+    assert costs["train-pix2pix-cyclic-standardize-s42"] < unet_cyclic
+
+
 def test_fidelity_page_is_in_the_book_and_names_every_option() -> None:
     assert "book/fidelity" in book.toc_files(REPO / "_toc.yml")
     text = (REPO / "book" / "fidelity.md").read_text(encoding="utf-8")

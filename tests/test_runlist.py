@@ -1,11 +1,9 @@
 """Run lists as data: the profiles' ``runs:`` sections and a user's run-list YAML."""
 
-import doctest
 from pathlib import Path
 
 import pytest
 
-from tausynth import runlist
 from tausynth.config import profile_dict, profile_source
 from tausynth.errors import TausynthError
 from tausynth.runlist import RunSpec, load_runs, runs_from_mapping
@@ -116,8 +114,3 @@ def test_a_missing_list_and_an_unknown_profile_are_errors() -> None:
         runs_from_mapping({}, "smoke", "my.yaml")
     with pytest.raises(TausynthError, match=r"unknown profile 'huge'"):
         load_runs("huge")
-
-
-def test_docstring_examples_run() -> None:
-    result = doctest.testmod(runlist, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 5 and result.failed == 0
