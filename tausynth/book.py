@@ -179,13 +179,15 @@ def ensure_cohort(root: Path, profile: str, log: Callable[[str], None] = print) 
     generator = [_file_digest(pkg / f) for f in ("data/synthetic.py", "data/atlas.py", "io.py")]
     key = _digest("cohort", __version__, generator, cfg.n_subjects, cfg.seed, cfg.resolution, cfg.confound)
     stamp = out / ".tausynth-cohort-key"
-    if stamp.is_file() and stamp.read_text().strip() == key and (out / "manifest.csv").is_file():
-        log(f"cohort   cached    {out}")
-        return out / "manifest.csv"
-    start = time.perf_counter()
-    write_cohort(out, n=cfg.n_subjects, seed=cfg.seed, resolution=cfg.resolution, workers=_threads_per_job(1),
-                 confound=cfg.confound, progress=False)
-    atomic_write_text(stamp, key + "\n")
+    # one writer at a time: chapters started side by side would otherwise each regenerate it
+    with file_lock(out.parent / ".cohort.lock"):
+        if stamp.is_file() and stamp.read_text().strip() == key and (out / "manifest.csv").is_file():
+            log(f"cohort   cached    {out}")
+            return out / "manifest.csv"
+        start = time.perf_counter()
+        write_cohort(out, n=cfg.n_subjects, seed=cfg.seed, resolution=cfg.resolution, workers=_threads_per_job(1),
+                     confound=cfg.confound, progress=False)
+        atomic_write_text(stamp, key + "\n")
     log(f"cohort   generated {time.perf_counter() - start:7.1f} s  {cfg.n_subjects} subjects -> {out}")
     return out / "manifest.csv"
 

@@ -119,8 +119,12 @@ def _add_book(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_standardize(args: argparse.Namespace) -> int:
+    from tausynth.data.manifest import validate_manifest
+    from tausynth.io import check_writable_file
     from tausynth.suvr import fit_from_manifest
 
+    check_writable_file(args.out)  # before the fit, not after it
+    validate_manifest(args.manifest, columns=("t1", "pet", "mask"), splits=("train",))
     std = fit_from_manifest(args.manifest, split="train", fallback=args.fallback, reference=args.reference)
     std.save(args.out)
     table = std.summary_frame()
@@ -328,6 +332,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except TausynthError as exc:
         print(f"tausynth {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an unwritable path, a full disk: one line, not a traceback
+        from tausynth.io import os_error_line
+
+        print(f"tausynth {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"tausynth {args.command}: interrupted", file=sys.stderr)

@@ -70,6 +70,55 @@ def file_lock(path: PathLike) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def check_writable_file(path: PathLike) -> Path:
+    """Raise a one-line :class:`TausynthError` now if ``path`` cannot be written as a file.
+
+    Commands call it before long work (a fit, a training run), so that a wrong output path fails
+    at once rather than after it. Missing folders are fine (they are created on writing).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> check_writable_file(folder / "new" / "stats.json") == folder / "new" / "stats.json"
+    True
+    >>> check_writable_file(folder)
+    Traceback (most recent call last):
+    ...
+    tausynth.errors.TausynthError: ...: is a folder; give the path of a file to write
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise TausynthError(f"{path}: is a folder; give the path of a file to write")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise TausynthError(f"{path}: cannot be written, {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise TausynthError(f"{path}: cannot be written, {parent} is read-only or not writable by this user")
+    return path
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an operating-system error: the file, what went wrong, and what to do.
+
+    Examples
+    --------
+    >>> import errno
+    >>> os_error_line(OSError(errno.ENOSPC, "No space left on device", "/runs/a/last.pt"))
+    '/runs/a/last.pt: no space left on device (free some space, or write elsewhere)'
+    """
+    what = (exc.strerror or type(exc).__name__).lower()
+    hint = {
+        28: " (free some space, or write elsewhere)",  # ENOSPC
+        13: " (choose a folder you can write to)",  # EACCES
+        30: " (the file system is read-only; choose another folder)",  # EROFS
+    }.get(exc.errno or 0, "")
+    where = ": ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    return f"{where}: {what}{hint}" if where else f"{what}{hint}"
+
+
 def atomic_write_text(path: PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically (temp file + rename)."""
     with atomic_path(path) as tmp:

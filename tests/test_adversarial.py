@@ -185,3 +185,176 @@ def test_resume_on_other_data_is_refused(tmp_path, tiny_cohort):
     same = tiny_cohort.parent / "same.csv"
     same.write_bytes(tiny_cohort.read_bytes())
     train(_tiny_config(), run_dir, manifest=same, resume=True, progress=False, log=lambda _: None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Files that validate refuses are refused by train, standardize, predict and evaluate too, before any work
+
+
+def _copy_cohort(src_manifest, dest):
+    """A private copy of the tiny cohort (images and manifest) that a test may damage."""
+    import shutil
+
+    shutil.copytree(src_manifest.parent, dest)
+    return dest / "manifest.csv"
+
+
+def _scan(manifest, split: str, column: str):
+    """(subject id, absolute path) of the first scan of ``split``'s ``column``."""
+    import pandas as pd
+
+    row = pd.read_csv(manifest, keep_default_na=False).query("split == @split").iloc[0]
+    return row["subject_id"], manifest.parent / row[column]
+
+
+def _damage(path, how: str) -> None:
+    import nibabel as nib
+    import numpy as np
+
+    img = nib.load(path)
+    data, affine = np.asanyarray(img.dataobj).astype(np.float32), img.affine.copy()
+    if how == "missing":
+        path.unlink()
+        return
+    if how == "corrupt":
+        path.write_bytes(b"\x1f\x8b not a nifti")
+        return
+    if how == "lps":  # the same voxels stored left-right and front-back flipped
+        data, affine = data[::-1, ::-1], affine @ np.diag([-1.0, -1.0, 1.0, 1.0])
+        affine[:3, 3] += img.affine[:3, :3] @ [data.shape[0] - 1, data.shape[1] - 1, 0]
+    elif how == "shifted":
+        affine[0, 3] += 2.0  # 2 mm
+    elif how == "4d":
+        data = np.stack([data, data], axis=-1)
+    elif how == "nan":
+        data[tuple(s // 2 for s in data.shape)] = np.nan
+    elif how == "zero":
+        data[:] = 0
+    nib.save(nib.Nifti1Image(data, affine), path)
+
+
+DEFECTS = [
+    ("pet", "lps", "affine differs from the T1 affine"),
+    ("pet", "shifted", "affine differs from the T1 affine by up to 2"),
+    ("t1", "missing", "file not found"),
+    ("t1", "corrupt", "t1"),
+    ("t1", "4d", "expected a 3D image"),
+    ("pet", "nan", "contains 1 NaN"),
+    ("t1", "nan", "contains 1 NaN"),
+    ("pet", "zero", "the image is all zero"),
+    ("t1", "zero", "the image is all zero"),
+]
+
+
+@pytest.mark.parametrize(("column", "how", "message"), DEFECTS, ids=[f"{c}-{h}" for c, h, _ in DEFECTS])
+def test_train_refuses_a_validation_scan_that_validate_refuses(tmp_path, tiny_cohort, column, how, message):
+    from tausynth.errors import ValidationErrors
+    from tausynth.training import train
+
+    manifest = _copy_cohort(tiny_cohort, tmp_path / "cohort")
+    subject, path = _scan(manifest, "val", column)
+    _damage(path, how)
+    run_dir = tmp_path / "run"
+    # before: a LPS or shifted PET trained to exit 0; a bad T1 gave a 130-line traceback
+    with pytest.raises(ValidationErrors) as caught:
+        train(_tiny_config(), run_dir, manifest=manifest, progress=False, log=lambda _: None)
+    (line,) = caught.value.problems
+    assert f"subject {subject}" in line and f"column {column}" in line and str(path) in line and message in line
+    assert not run_dir.exists()  # nothing half-made to refuse the corrected retry
+
+
+def test_standardize_checks_its_output_path_and_the_pet_before_fitting(tmp_path, tiny_cohort, capsys):
+    from tausynth.cli import main
+
+    manifest = _copy_cohort(tiny_cohort, tmp_path / "cohort")
+    # before: `--out` onto a folder failed only after the whole fit
+    assert main(["standardize", "--manifest", str(manifest), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a folder; give the path of a file to write" in err
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert main(["standardize", "--manifest", str(manifest), "--out", str(blocker / "stats.json")]) == 2
+    assert "a_file is a file, not a folder" in capsys.readouterr().err
+    subject, pet = _scan(manifest, "train", "pet")
+    _damage(pet, "lps")
+    # before: fitted silently, with the wrong manufacturer statistics
+    assert main(["standardize", "--manifest", str(manifest), "--out", str(tmp_path / "stats.json")]) == 2
+    err = capsys.readouterr().err
+    assert f"subject {subject}" in err and "affine differs" in err and "Traceback" not in err
+    assert not (tmp_path / "stats.json").exists()
+
+
+def test_an_os_error_is_one_line_and_the_provenance_says_failed(tmp_path, tiny_cohort, monkeypatch, capsys):
+    import errno
+    import json
+
+    from tausynth.cli import main
+    from tausynth.training import trainer
+
+    def disk_full(path, payload):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(trainer, "save_checkpoint", disk_full)
+    config = tmp_path / "tiny.yaml"
+    config.write_text("profile: smoke\nloss: {perceptual: none}\ntraining: {max_epochs: 1}\n")
+    run_dir = tmp_path / "run"
+    code = main(["train", "--config", str(config), "--manifest", str(tiny_cohort), "--run-dir", str(run_dir), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "last_model.pt: no space left on device (free some space, or write elsewhere)" in err or \
+        "no space left on device" in err
+    # before: the provenance stayed "running" for ever
+    assert json.loads((run_dir / "provenance.json").read_text())["status"] == "failed"
+    # a run folder below a file
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    code = main(["train", "--config", str(config), "--manifest", str(tiny_cohort), "--run-dir", str(blocker / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err and "a_file" in err, err
+
+
+def test_scans_of_different_sizes_train_in_one_batch_on_one_grid(tmp_path, tiny_cohort):
+    import json
+
+    import nibabel as nib
+    import numpy as np
+    import pandas as pd
+
+    from tausynth.data.preprocess import extract_box
+    from tausynth.training import predict_run, train
+
+    manifest = _copy_cohort(tiny_cohort, tmp_path / "cohort")
+    frame = pd.read_csv(manifest, keep_default_na=False)
+    small = frame[frame["split"] == "train"].iloc[0]
+    for column in ("t1", "pet", "mask", "labels", "refmask", "pet_gt"):
+        if small.get(column):
+            path = manifest.parent / small[column]
+            img = nib.load(path)
+            cut, affine = extract_box(np.asanyarray(img.dataobj), img.affine, (2, 3, 1), np.array(img.shape) - (4, 6, 3))
+            nib.save(nib.Nifti1Image(cut, affine, img.header), path)
+    cfg = load_profile("smoke", {"loss": {"perceptual": "none"},
+                                 "training": {"max_epochs": 1, "batch_size": 2, "batches_per_epoch": 2}})
+    run_dir = tmp_path / "run"
+    # before: torch.stack failed on the two shapes
+    train(cfg, run_dir, manifest=manifest, progress=False, log=lambda _: None)
+    grid = json.loads((run_dir / "provenance.json").read_text())["data"]["grid"]
+    full = nib.load(manifest.parent / frame[frame["split"] == "train"].iloc[1]["t1"]).shape
+    assert grid == [-(-n // 4) * 4 for n in full]  # the largest training scan, up to the U-Net's divisor
+    frame.loc[frame["subject_id"] == small["subject_id"], "split"] = "test"  # predict it too
+    moved = manifest.parent / "moved.csv"
+    frame.to_csv(moved, index=False)
+    table = predict_run(run_dir, moved, "test", log=None)
+    out = table[table["subject_id"] == small["subject_id"]].iloc[0]
+    assert nib.load(out["path"]).shape == nib.load(manifest.parent / small["t1"]).shape  # its own grid back
+
+
+def test_a_t1_with_nan_is_called_nan_not_constant():
+    import numpy as np
+
+    from tausynth.data.preprocess import normalise_t1
+
+    t1 = np.random.default_rng(0).random((8, 8, 8)).astype(np.float32)
+    t1[4, 4, 4] = np.nan
+    # before: "its intensity is constant inside the brain mask"
+    with pytest.raises(TausynthError, match=r"^cannot normalise the T1: 1 voxel\(s\) inside the brain mask are NaN or Inf$"):
+        normalise_t1(t1, np.ones_like(t1))

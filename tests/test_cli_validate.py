@@ -78,7 +78,7 @@ CASES = {
         "duplicate id",
     ),
     "shape mismatch": (
-        lambda t, r: r[1].update(pet=_vol(t / "big.nii.gz", np.zeros((9, 8, 8)))),
+        lambda t, r: r[1].update(pet=_vol(t / "big.nii.gz", np.ones((9, 8, 8)))),
         "column pet",
         "big.nii.gz",
         "shape (9, 8, 8) differs from the T1 shape (8, 8, 8)",

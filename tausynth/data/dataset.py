@@ -34,7 +34,6 @@ import torch
 from monai.data import CacheDataset, DataLoader, Dataset, MetaTensor, PersistentDataset
 from monai.transforms import (
     Compose,
-    DivisiblePadd,
     EnsureChannelFirstd,
     LoadImaged,
     MapTransform,
@@ -43,6 +42,7 @@ from monai.transforms import (
     RandAffined,
     RandFlipd,
     RandGaussianNoised,
+    SpatialPad,
 )
 
 from tausynth.config import PADDING_MODES
@@ -59,6 +59,7 @@ __all__ = [
     "build_loader",
     "build_transforms",
     "crop_to_original",
+    "grid_shape",
     "manifest_items",
 ]
 
@@ -270,6 +271,60 @@ class RecordGeometryd(MapTransform):
         return d
 
 
+class PadToGridd(MapTransform):
+    """Pad symmetrically to ``grid``, or to the next multiple of ``divisor`` on an axis where a scan is larger.
+
+    One grid for every scan of a run lets scans of different sizes share a batch; a single symmetric
+    pad (never two in a row) keeps :func:`crop_to_original` exact.
+    """
+
+    def __init__(self, keys: Sequence[str], divisor: int, grid: Sequence[int] | None = None) -> None:
+        super().__init__(keys, allow_missing_keys=True)
+        self.divisor = int(divisor)
+        self.grid = tuple(int(g) for g in grid) if grid is not None else (0, 0, 0)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        shape = next(d[k] for k in self.key_iterator(d)).shape[1:]
+        target = [max(g, -(-int(n) // self.divisor) * self.divisor) for g, n in zip(self.grid, shape, strict=True)]
+        pad = SpatialPad(spatial_size=target, method="symmetric", mode="constant")
+        for key in self.key_iterator(d):
+            d[key] = pad(d[key])
+        return d
+
+
+def grid_shape(df: pd.DataFrame, split: str = "train", divisor: int = 16) -> tuple[int, int, int]:
+    """The run's grid: the largest RAS shape of ``split``'s T1 images per axis, up to a multiple of ``divisor``.
+
+    Only the headers are read. Every scan of a run is padded to this grid (a larger one to the next
+    multiple of ``divisor`` on that axis), so scans of different sizes batch together.
+
+    Examples
+    --------
+    >>> import tempfile, nibabel as nib, numpy as np
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> rows = []
+    >>> for i, shape in enumerate([(30, 40, 20), (36, 38, 20)]):
+    ...     nib.save(nib.Nifti1Image(np.zeros(shape, np.float32), np.eye(4)), folder / f"t1_{i}.nii")
+    ...     rows.append({"t1": str(folder / f"t1_{i}.nii"), "split": "train"})
+    >>> grid_shape(pd.DataFrame(rows), "train", divisor=16)
+    (48, 48, 32)
+    """
+    import nibabel as nib
+
+    part = split_frame(df, split)
+    if part.empty:
+        raise TausynthError(f"the manifest has no scans in split {split!r}")
+    largest = np.zeros(3, dtype=int)
+    for path in part["t1"]:
+        img = nib.load(path)
+        axes = nib.orientations.io_orientation(img.affine)[:, 0].astype(int)  # RAS axis of each stored axis
+        ras = np.zeros(3, dtype=int)
+        ras[axes] = img.shape[:3]
+        largest = np.maximum(largest, ras)
+    return tuple(int(-(-n // divisor) * divisor) for n in largest)  # type: ignore[return-value]
+
+
 class ApplyPetTransform:
     """Apply ``pet_transform(pet_array, manufacturer) -> array`` to the PET of a sample.
 
@@ -358,6 +413,7 @@ def build_transforms(
     spatial_divisor: int = 16,
     t1_normalisation: str = "percentile",
     include_labels: bool = False,
+    grid: Sequence[int] | None = None,
 ) -> Compose:
     """The sample pipeline as a MONAI ``Compose`` (see the module docstring for the order).
 
@@ -375,6 +431,9 @@ def build_transforms(
         See :func:`tausynth.data.preprocess.normalise_t1`; idempotent on preprocessed data.
     include_labels : bool, default=False
         Load ``"labels"`` too.
+    grid : sequence of three ints, optional
+        Pad every sample to this shape (a multiple of ``spatial_divisor``; see :func:`grid_shape`);
+        ``None`` pads each to its own next multiple.
     """
     if int(spatial_divisor) != spatial_divisor or spatial_divisor < 1:
         raise TausynthError(f"spatial_divisor must be a positive integer, got {spatial_divisor!r}")
@@ -382,6 +441,8 @@ def build_transforms(
         raise TausynthError(
             f"invalid T1 normalisation {t1_normalisation!r}; allowed: {', '.join(T1_NORMALISATIONS)}"
         )
+    if grid is not None and (len(grid) != 3 or any(int(g) < 1 or int(g) % int(spatial_divisor) for g in grid)):
+        raise TausynthError(f"grid must be three positive multiples of {int(spatial_divisor)}, got {list(grid)}")
     cfg = (
         augmentation
         if isinstance(augmentation, AugmentationConfig)
@@ -398,7 +459,7 @@ def build_transforms(
         EnsureBrainMaskd(),
         NormaliseT1d(t1_normalisation),
         RecordGeometryd(),
-        DivisiblePadd(keys=keys, k=int(spatial_divisor), mode="constant", method="symmetric"),
+        PadToGridd(keys, int(spatial_divisor), grid),
     ]
     if pet_transform is not None:
         steps.append(ApplyPetTransform(pet_transform))
@@ -475,6 +536,7 @@ def build_dataset(
     include_labels: bool | None = None,
     seed: int | None = None,
     cache_workers: int = 1,
+    grid: Sequence[int] | None = None,
 ) -> Dataset:
     """A MONAI dataset of one split of a manifest.
 
@@ -505,6 +567,9 @@ def build_dataset(
         A :func:`build_loader` re-seeds them from its own ``seed``.
     cache_workers : int, default=1
         Threads that fill the memory cache.
+    grid : sequence of three ints, optional
+        The run's grid (:func:`grid_shape`): every sample is padded to it, so scans of different
+        sizes batch. ``None``: each sample is padded to its own next multiple of ``spatial_divisor``.
 
     Returns
     -------
@@ -539,6 +604,7 @@ def build_dataset(
         spatial_divisor=spatial_divisor,
         t1_normalisation=t1_normalisation,
         include_labels=include_labels,
+        grid=grid,
     )
     if seed is not None:
         transform.set_random_state(seed=int(seed))
@@ -557,6 +623,7 @@ def build_dataset(
         "spatial_divisor": int(spatial_divisor),
         "t1_normalisation": t1_normalisation,
         "include_labels": bool(include_labels),
+        "grid": None if grid is None else [int(g) for g in grid],
     }
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     return PersistentDataset(

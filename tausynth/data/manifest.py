@@ -31,7 +31,7 @@ import difflib
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,11 +45,13 @@ __all__ = [
     "AMYLOID_STATUSES",
     "COLUMNS",
     "DIAGNOSES",
+    "EVALUATION_COLUMNS",
     "IMAGE_COLUMNS",
     "MANUFACTURERS",
     "MANUFACTURER_ALIASES",
     "OPTIONAL_COLUMNS",
     "REQUIRED_COLUMNS",
+    "TRAINING_COLUMNS",
     "SEXES",
     "SPLITS",
     "adni_rid",
@@ -94,6 +96,10 @@ COLUMNS: tuple[str, ...] = (
 OPTIONAL_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if c not in REQUIRED_COLUMNS)
 #: Columns holding NIfTI paths; every image must lie on the T1 grid.
 IMAGE_COLUMNS: tuple[str, ...] = ("t1", "pet", "labels", "mask", "refmask", "pet_gt")
+#: The image columns that training and prediction read (the others serve evaluation).
+TRAINING_COLUMNS: tuple[str, ...] = ("t1", "pet", "mask")
+#: The image columns that evaluation reads.
+EVALUATION_COLUMNS: tuple[str, ...] = ("t1", "pet", "mask", "labels", "refmask")
 _BINARY_COLUMNS = ("mask", "refmask")
 _INTEGER_COLUMNS = ("labels",)
 
@@ -576,7 +582,8 @@ def _inspect(file: str) -> _ImageInfo:
 
 
 def _file_problems(
-    df: pd.DataFrame, rows: list[_Row], path: Path, affine_tolerance: float
+    df: pd.DataFrame, rows: list[_Row], path: Path, affine_tolerance: float,
+    columns: tuple[str, ...] = IMAGE_COLUMNS, splits: tuple[str, ...] = SPLITS,
 ) -> Iterator[str]:
     cache: dict[str, _ImageInfo] = {}
 
@@ -586,9 +593,11 @@ def _file_problems(
         return cache[file]
 
     for i, row in enumerate(rows):
+        if df["split"].iloc[i] not in splits:
+            continue
         t1_file = df["t1"].iloc[i]
         t1 = info(t1_file) if t1_file else None
-        for column in IMAGE_COLUMNS:
+        for column in columns:
             file = df[column].iloc[i]
             if not file:
                 continue
@@ -606,6 +615,8 @@ def _file_problems(
                 yield f"{where}: a mask must contain only 0 and 1"
             if column in _BINARY_COLUMNS and img.empty:
                 yield f"{where}: the mask is empty (no voxel is 1)"
+            elif img.empty and column != "labels":
+                yield f"{where}: the image is all zero"
             if column in _INTEGER_COLUMNS and not img.integer:
                 yield f"{where}: label IDs must be integers"
             if column == "t1" or t1 is None or t1.error or len(t1.shape) != 3:
@@ -621,14 +632,21 @@ def _file_problems(
                 )
 
 
-def validate_manifest(path: PathLike, affine_tolerance: float = 1e-3) -> str:
+def validate_manifest(
+    path: PathLike, affine_tolerance: float = 1e-3, *, columns: Sequence[str] | None = None,
+    splits: Sequence[str] | None = None,
+) -> str:
     """Check a manifest and every file it names; report all problems at once.
 
     Checks: the schema (see :func:`load_manifest`); every image exists, loads and is 3D; no NaN or
-    Inf voxel; ``pet``, ``labels``, ``mask``, ``refmask`` and ``pet_gt`` have the T1's shape and an
-    affine within ``affine_tolerance`` of the T1's (largest absolute element-wise difference of the
-    4x4 matrices, i.e. mm for the translation); masks are non-empty and {0, 1}; labels are integers.
-    Each file is loaded once and only summary facts are kept, so memory stays at one volume.
+    Inf voxel; no image is all zero; ``pet``, ``labels``, ``mask``, ``refmask`` and ``pet_gt`` have
+    the T1's shape and an affine within ``affine_tolerance`` of the T1's (largest absolute
+    element-wise difference of the 4x4 matrices, i.e. mm for the translation); masks are non-empty
+    and {0, 1}; labels are integers. Each file is loaded once and only summary facts are kept, so
+    memory stays at one volume.
+
+    ``train``, ``standardize``, ``predict`` and ``evaluate`` make the same checks before any work,
+    on the columns and splits that they read.
 
     Parameters
     ----------
@@ -636,6 +654,11 @@ def validate_manifest(path: PathLike, affine_tolerance: float = 1e-3) -> str:
         The manifest CSV.
     affine_tolerance : float, default=1e-3
         Largest allowed absolute difference between an image's affine and its T1's.
+    columns : sequence of str, optional
+        Image columns whose files are checked (the T1 always is); default all of
+        :data:`IMAGE_COLUMNS`. The schema is always checked in full.
+    splits : sequence of str, optional
+        Only the files of scans in these splits are checked; default all.
 
     Returns
     -------
@@ -654,9 +677,14 @@ def validate_manifest(path: PathLike, affine_tolerance: float = 1e-3) -> str:
         raise TausynthError(
             f"affine tolerance must be a non-negative number, got {affine_tolerance!r}"
         )
+    unknown = sorted(set(columns or ()) - set(IMAGE_COLUMNS)) + sorted(set(splits or ()) - set(SPLITS))
+    if unknown:
+        raise TausynthError(f"validate_manifest: unknown column or split {unknown}; columns: "
+                            f"{', '.join(IMAGE_COLUMNS)}; splits: {', '.join(SPLITS)}")
     path = Path(path)
     df, problems, rows = _read_manifest(path)
-    problems.extend(_file_problems(df, rows, path, affine_tolerance))
+    checked = tuple(c for c in IMAGE_COLUMNS if c == "t1" or columns is None or c in columns)
+    problems.extend(_file_problems(df, rows, path, affine_tolerance, checked, tuple(splits or SPLITS)))
     if problems:
         raise ValidationErrors(problems)
     return summarise_manifest(df)

@@ -197,6 +197,9 @@ def normalise_t1(
     if not brain.any():
         raise TausynthError("the brain mask is empty")
     values = t1[brain]
+    if not np.all(np.isfinite(values)):
+        bad = int((~np.isfinite(values)).sum())
+        raise TausynthError(f"cannot normalise the T1: {bad} voxel(s) inside the brain mask are NaN or Inf")
     if method == "none":
         out = t1.copy()
     elif method == "percentile":

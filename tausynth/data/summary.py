@@ -77,9 +77,23 @@ def roi_by_group(subjects: pd.DataFrame, rois: tuple[str, ...], prefix: str = "p
 
 
 def pick_stage_examples(subjects: pd.DataFrame, k: int = 6) -> pd.DataFrame:
-    """Pick ``k`` subjects spanning the continuous Braak stage (lowest to highest), one row each."""
-    col = "stage_cont" if "stage_cont" in subjects else "braak"
-    ordered = subjects.sort_values(col).reset_index(drop=True)
+    """Pick ``k`` subjects spanning the disease, one row each.
+
+    Ordered by the continuous Braak stage when the frame has it (the synthetic cohort), else by
+    the Braak stage, else (real data, whose stage is unknown) by diagnosis, CN to AD.
+
+    Examples
+    --------
+    >>> scans = pd.DataFrame({"subject_id": list("abcd"), "diagnosis": ["AD", "CN", "MCI", "CN"]})
+    >>> list(pick_stage_examples(scans, k=3)["diagnosis"])
+    ['CN', 'MCI', 'AD']
+    """
+    col = next((c for c in ("stage_cont", "braak") if c in subjects), None)
+    if col is None:
+        rank = subjects["diagnosis"].map({dx: i for i, dx in enumerate(DX_ORDER)})
+        subjects = subjects.assign(_rank=rank.fillna(len(DX_ORDER))).sort_values(["_rank", "subject_id"])
+        col = "_rank"
+    ordered = subjects.sort_values(col, kind="stable").drop(columns="_rank", errors="ignore").reset_index(drop=True)
     idx = np.unique(np.round(np.linspace(0, len(ordered) - 1, min(k, len(ordered)))).astype(int))
     return ordered.iloc[idx]
 

@@ -271,8 +271,21 @@ def _code_digest() -> str:
     return h.hexdigest()
 
 
+def _input_stamps(manifest: Path, split: str) -> list[list[Any]]:
+    """Size and modification time of every image the evaluation of ``split`` reads (a file replaced in place counts)."""
+    from tausynth.data.manifest import EVALUATION_COLUMNS, load_manifest, split_frame
+
+    stamps = []
+    for file in split_frame(load_manifest(manifest), split)[list(EVALUATION_COLUMNS)].to_numpy().ravel():
+        if file:
+            st = Path(file).stat()
+            stamps.append([Path(file).name, st.st_size, st.st_mtime_ns])
+    return stamps
+
+
 def _stamp_key(manifest: Path, split: str, cut: float, predictions: Path) -> dict[str, Any]:
-    return {"split": split, "manifest": str(manifest), "manifest_sha256": file_sha256(manifest),
+    # content, not paths: the manifest's bytes, each image's size and time, the predictions' table
+    return {"split": split, "manifest_sha256": file_sha256(manifest), "inputs": _input_stamps(manifest, split),
             "cut": float(cut), "predictions_sha256": file_sha256(predictions), "evaluation_code": _code_digest()}
 
 
@@ -328,7 +341,7 @@ def evaluate_cached(
         The tables (variant columns in ``per_subject`` and ``per_region``) and
         ``{"predictions": "reused"|"predicted", "evaluation": "cached"|"evaluated"}``.
     """
-    from tausynth.data.manifest import SPLITS
+    from tausynth.data.manifest import EVALUATION_COLUMNS, SPLITS, validate_manifest
 
     run_dir = Path(run_dir)
     if split not in SPLITS:
@@ -337,13 +350,14 @@ def evaluate_cached(
         raise TausynthError(f"positivity cut-point must be a finite SUVR, got {cut!r}")
     run_variant(run_dir)  # a clear error for a folder that is not a run, before any work
     manifest_path = run_manifest(run_dir, manifest)
+    validate_manifest(manifest_path, columns=EVALUATION_COLUMNS, splits=(split,))  # a bad file: one line, now
     _, predicted = ensure_predictions(run_dir, manifest_path, split, log)
     out_dir = Path(out) if out is not None else evaluation_dir(run_dir, split)
     key = _stamp_key(manifest_path, split, cut, run_dir / "predictions" / split / "predictions.csv")
     final = _final_checkpoint(run_dir)
     if not force and (hit := _cached(out_dir, key, final, figures)) is not None:
         return hit, {"predictions": predicted, "evaluation": "cached"}
-    ev = evaluate_run(run_dir, manifest_path, split, out=out_dir, figures=figures, cut=cut)
+    ev = evaluate_run(run_dir, manifest_path, split, out=out_dir, figures=figures, cut=cut, check_files=False)
     record = {"key": key, "figures": figures,
               "tables": [p.stem for p in ev.files if p.suffix == ".csv"],
               "figure_files": [p.name for p in ev.files if p.suffix == ".png"]}

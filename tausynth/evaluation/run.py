@@ -256,6 +256,7 @@ def evaluate_run(
     split: str = "test",
     out: PathLike | None = None,
     figures: bool = True,
+    check_files: bool = True,
     **kwargs: Any,
 ) -> RunEvaluation:
     """Evaluate the predictions of one run and write the CSVs and figures.
@@ -270,12 +271,15 @@ def evaluate_run(
     out : path, optional
         Default ``<run_dir>/evaluation``.
     figures : bool, default=True
+    check_files : bool, default=True
+        Make ``tausynth validate``'s checks on the images the evaluation reads first (a caller that
+        has just made them passes False).
     **kwargs
         Passed to :func:`evaluate_predictions` (``regions``, ``data_range``, ``cut``, ``thresholds``).
     """
     import json
 
-    from tausynth.data.manifest import load_manifest
+    from tausynth.data.manifest import EVALUATION_COLUMNS, load_manifest, validate_manifest
 
     run_dir = Path(run_dir)
     variant = run_variant(run_dir)
@@ -289,6 +293,8 @@ def evaluate_run(
             manifest = json.loads(prov.read_text(encoding="utf-8"))["data"]["manifest"]
         except (OSError, ValueError, KeyError, TypeError):
             raise TausynthError(f"{prov}: no data manifest recorded; pass --manifest") from None
+    if check_files:
+        validate_manifest(manifest, columns=EVALUATION_COLUMNS, splits=(split,))
     frame = load_manifest(manifest)
     ev = evaluate_predictions(predictions, frame, variant=variant, **kwargs)
     out_dir = Path(out) if out is not None else run_dir / "evaluation"

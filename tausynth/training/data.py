@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DistributedSampler
 
 from tausynth.config import Config
-from tausynth.data.dataset import build_dataset, build_loader
+from tausynth.data.dataset import build_dataset, build_loader, grid_shape
 from tausynth.data.manifest import split_frame
 from tausynth.errors import TausynthError
 from tausynth.io import PathLike
@@ -134,16 +134,22 @@ class PetNormaliser:
 
 def build_datasets(
     cfg: Config, frame: pd.DataFrame, normaliser: PetNormaliser, divisor: int, cache_dir: PathLike | None
-) -> tuple[Any, Any]:
-    """The training (augmented if ``data.augment``) and validation datasets of a run."""
+) -> tuple[Any, Any, tuple[int, int, int]]:
+    """The training (augmented if ``data.augment``) and validation datasets of a run, and its grid.
+
+    The grid (:func:`tausynth.data.dataset.grid_shape` of the training split) is the shape every
+    sample is padded to, so scans of different sizes share a batch.
+    """
     for split in ("train", "val"):
         if split_frame(frame, split).empty:
             raise TausynthError(f"{frame.attrs.get('manifest', 'manifest')}: no scans in split {split!r}")
+    grid = grid_shape(frame, "train", int(divisor))
     common = {
         "cache": cfg.data.cache,
         "cache_dir": cache_dir,
         "pet_transform": normaliser.transform,
         "spatial_divisor": int(divisor),
+        "grid": grid,
     }
     train = build_dataset(
         frame, "train", augment=cfg.data.augment, augmentation={"padding_mode": cfg.data.augment_padding}, **common
@@ -154,7 +160,7 @@ def build_datasets(
         val_frame = pd.concat([frame[frame["split"] != "val"], keep], ignore_index=True)
         val_frame.attrs.update(frame.attrs)
     val = build_dataset(val_frame, "val", augment=False, **common)
-    return train, val
+    return train, val, grid
 
 
 def epoch_loader(

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from tausynth.data.dataset import build_dataset, crop_to_original
-from tausynth.data.manifest import load_manifest, scan_stem
+from tausynth.data.manifest import TRAINING_COLUMNS, load_manifest, scan_stem, validate_manifest
 from tausynth.errors import TausynthError
 from tausynth.io import PathLike, atomic_write_text, file_sha256, save_nifti
 from tausynth.models import build, predict_pet
@@ -76,10 +76,12 @@ def _manifest_of(run_dir: Path, manifest: PathLike | None) -> Path:
     return Path(prov["data"]["manifest"])
 
 
-def _samples(run_dir: Path, manifest: PathLike | None, split: str, divisor: int) -> Any:
+def _samples(run_dir: Path, manifest: PathLike | None, split: str, divisor: int, grid: Any = None) -> Any:
     frame = load_manifest(_manifest_of(run_dir, manifest))
-    # the raw SUVR PET (no pet_transform): the ground truth, and the oracle's min and max
-    return build_dataset(frame, split, augment=False, cache="none", spatial_divisor=divisor)
+    # the raw SUVR PET (no pet_transform): the ground truth, and the oracle's min and max; the
+    # training grid (checkpoints before it was recorded: each scan's own), so the network sees
+    # the padding it was trained with
+    return build_dataset(frame, split, augment=False, cache="none", spatial_divisor=divisor, grid=grid)
 
 
 def _stem(sample: dict[str, Any]) -> str:
@@ -124,7 +126,8 @@ def predict_run(
     run_dir = Path(run_dir)
     model, normaliser, ckpt = load_trained_model(run_dir, checkpoint, device)
     out_dir = Path(out) if out is not None else RunPaths(run_dir).predictions / split
-    dataset = _samples(run_dir, manifest, split, model.divisor)
+    validate_manifest(_manifest_of(run_dir, manifest), columns=TRAINING_COLUMNS, splits=(split,))
+    dataset = _samples(run_dir, manifest, split, model.divisor, ckpt.get("grid"))
     frame = load_manifest(_manifest_of(run_dir, manifest))
     masks = dict(zip(zip(frame["subject_id"], frame["session"], strict=True), frame.get("mask", [""] * len(frame)), strict=True))
     sha = file_sha256(ckpt["path"])
@@ -175,8 +178,8 @@ def prediction_examples(
     Both PETs are in SUVR for standardization runs; in min–max space for min–max runs (``space``
     says which), so no oracle is involved in the comparison.
     """
-    model, normaliser, _ = load_trained_model(run_dir)
-    dataset = _samples(Path(run_dir), manifest, split, model.divisor)
+    model, normaliser, ckpt = load_trained_model(run_dir)
+    dataset = _samples(Path(run_dir), manifest, split, model.divisor, ckpt.get("grid"))
     out = []
     for i in range(min(n, len(dataset))):
         s = dataset[i]

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from tausynth.config import VAL_REDUCTIONS, Config, dump_config
-from tausynth.data.manifest import load_manifest
+from tausynth.data.manifest import TRAINING_COLUMNS, load_manifest, validate_manifest
 from tausynth.errors import TausynthError
 from tausynth.io import PathLike, file_sha256
 from tausynth.models import build, describe, output_layer
@@ -225,6 +225,8 @@ def train(
                 manifest_path = resolve_manifest(cfg, manifest, root, log=log)
                 if mode == "resume":
                     _check_same_data(paths, manifest_path)
+                # validate's checks on what training reads, so a bad file is one line before any work
+                validate_manifest(manifest_path, columns=TRAINING_COLUMNS, splits=("train", "val"))
             shared: Any = (mode, manifest_path)
         except TausynthError as exc:
             if ctx.is_main and mode == "new":
@@ -287,7 +289,7 @@ def _train_from(
     engine = Engine(model, loss_fn, cfg, device, ctx, amp_dtype)
     schedule = PaperSchedule(t.max_epochs, t.cycle_duration, t.cycle_factor, t.patience, t.early_stopping)
     cache_dir = Path(runs_root) / ".cache" if cfg.data.cache == "disk" else None
-    train_ds, val_ds = build_datasets(cfg, frame, normaliser, model.divisor, cache_dir)
+    train_ds, val_ds, grid = build_datasets(cfg, frame, normaliser, model.divisor, cache_dir)
 
     state = TrainingState()
     output_bias = None
@@ -325,6 +327,7 @@ def _train_from(
             "n_train": len(train_ds),
             "n_val": len(val_ds),
             "augment": cfg.data.augment,
+            "grid": list(grid),
         },
         "standardizer": normaliser.to_dict(),
         "schedule": schedule.describe(),
@@ -352,6 +355,7 @@ def _train_from(
                 "rng": capture_rng(),
                 "normalisation": normaliser.kind,
                 "standardizer": normaliser.to_dict(),
+                "grid": list(grid),
                 "config": dump_config(cfg),
                 "complete": complete,
                 "step_in_epoch": step_in_epoch,
@@ -471,6 +475,11 @@ def _train_from(
             f"interrupted in epoch {epoch + 1}; saved {paths.interrupted}; "
             f"rerun with --resume to continue from the end of epoch {epoch} ({paths.final})"
         ) from None
+    except Exception:
+        if ctx.is_main:  # a full disk, a crash: the provenance says so rather than "running"
+            with contextlib.suppress(OSError):
+                finish("failed")
+        raise
     finally:
         if tb is not None:
             tb.close()

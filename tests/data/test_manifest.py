@@ -198,7 +198,7 @@ def test_each_file_problem_names_line_subject_column_file(tmp_path: Path) -> Non
     nan_pet[4, 4, 4] = np.inf
     rows[0]["pet"] = _vol(tmp_path / "nan.nii.gz", nan_pet)
     rows[1]["t1"] = "missing.nii.gz"
-    rows[2]["pet"] = _vol(tmp_path / "big.nii.gz", np.zeros((8, 8, 9), np.float32))
+    rows[2]["pet"] = _vol(tmp_path / "big.nii.gz", np.ones((8, 8, 9), np.float32))
     good = (tmp_path / rows[3]["t1"]).read_bytes()
     (tmp_path / "corrupt.nii.gz").write_bytes(good[: len(good) // 2])
     rows[3]["t1"] = "corrupt.nii.gz"

@@ -113,6 +113,12 @@ def test_evaluation_cache_reused_then_invalidated(tmp_path, cohort, fake_predict
     # another cut-point is another evaluation
     assert C.collect_runs([run], log=None).runs.loc[0, "evaluation"] == "cached"
     assert C.collect_runs([run], cut=1.3, log=None).runs.loc[0, "evaluation"] == "evaluated"
+    # a label map rewritten under the same name (before: the old tables were reused, keyed by path)
+    manifest = pd.read_csv(cohort / "manifest.csv", keep_default_na=False)
+    labels = cohort / manifest[manifest["split"] == "test"].iloc[0]["labels"]
+    st = labels.stat()
+    os.utime(labels, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert C.collect_runs([run], cut=1.3, log=None).runs.loc[0, "evaluation"] == "evaluated"
     assert fake_predict == []
 
 
