@@ -358,3 +358,25 @@ def test_a_t1_with_nan_is_called_nan_not_constant():
     # before: "its intensity is constant inside the brain mask"
     with pytest.raises(TausynthError, match=r"^cannot normalise the T1: 1 voxel\(s\) inside the brain mask are NaN or Inf$"):
         normalise_t1(t1, np.ones_like(t1))
+
+
+def test_predict_and_evaluate_refuse_a_test_scan_that_validate_refuses(tmp_path, tiny_cohort, capsys):
+    from tausynth.cli import main
+    from tausynth.training import train
+
+    manifest = _copy_cohort(tiny_cohort, tmp_path / "cohort")
+    run_dir = tmp_path / "run"
+    train(_tiny_config(), run_dir, manifest=manifest, progress=False, log=lambda _: None)
+    subject, t1 = _scan(manifest, "test", "t1")
+    good = t1.read_bytes()
+    _damage(t1, "4d")
+    assert main(["predict", "--run", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert f"subject {subject}, column t1, file {t1}: expected a 3D image" in err and "Traceback" not in err
+    t1.write_bytes(good)
+    subject, labels = _scan(manifest, "test", "labels")
+    _damage(labels, "shifted")
+    assert main(["evaluate", "--run", str(run_dir), "--no-figures"]) == 2
+    err = capsys.readouterr().err
+    assert f"subject {subject}, column labels" in err and "affine differs" in err and "Traceback" not in err
+    assert not (run_dir / "predictions" / "test").exists()  # nothing was predicted from the bad scans
