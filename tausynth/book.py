@@ -627,6 +627,18 @@ def _write_toc(template: Path, dest: Path, runs: list[Chapter]) -> None:
     dest.write_text(yaml.safe_dump(toc, sort_keys=False), encoding="utf-8")
 
 
+def _write_titled(notebook: Path, dest: Path, title: str) -> None:
+    """Copy an executed run page with its run's title as the page title (the template's is generic)."""
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    first = next((c for c in nb["cells"] if c["cell_type"] == "markdown"), None)
+    if first is not None:
+        lines = "".join(first["source"]).splitlines(keepends=True)
+        if lines and lines[0].startswith("# "):
+            lines[0] = f"# {title}\n"
+            first["source"] = lines
+    dest.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def stage_sources(root: str | Path = ".") -> Path:
     """Assemble ``_build/src``: the book's sources with executed notebooks in place of the blank ones."""
     root = Path(root).resolve()
@@ -656,7 +668,7 @@ def stage_sources(root: str | Path = ".") -> Path:
         done = executed / chapter.output_path
         if done.is_file():
             (src / "book" / "runs").mkdir(parents=True, exist_ok=True)
-            shutil.copy2(done, src / "book" / chapter.output_path)
+            _write_titled(done, src / "book" / chapter.output_path, chapter.title)
         else:
             missing.append(chapter.output_path)
     if missing:

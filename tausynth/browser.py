@@ -1,8 +1,10 @@
 """Check the rendered book in a real browser (Debian's Chromium driven by Playwright).
 
 The book is served from ``_build/html`` on a loopback HTTP server; every page is opened and checked
-for images that did not load, console errors, uncaught exceptions, failed requests and internal links
-that lead nowhere. A full-page screenshot of each page is saved. No browser is ever downloaded: the
+for images that did not load, console errors, uncaught exceptions, failed requests, internal links
+that lead nowhere, text a reader should never see (a path of the build machine, a traceback, a
+library warning, a table truncated with "…") and a title another page has too. A full-page screenshot
+of each page is saved. No browser is ever downloaded: the
 system Chromium (``/usr/bin/chromium``) is used through Playwright's ``executable_path``.
 """
 
@@ -28,6 +30,13 @@ CHROMIUM_ARGS = (
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 )
 SKIP_PAGES = ("genindex.html", "search.html")
+#: Text a reader should never see on a page, with what it means.
+FORBIDDEN_TEXT: tuple[tuple[str, str], ...] = (
+    (r"(?<![\w.])/(?:home|root|tmp|work|Users|var/folders)/[\w.-]+", "a path of the build machine"),
+    (r"[A-Z]:\\(?:Users|Windows)\\", "a path of the build machine"),
+    (r"Traceback \(most recent call last\)", "a traceback"),
+    (r"\w*Warning: ", "a library warning"),
+)
 
 
 def find_chromium() -> str | None:
@@ -49,6 +58,8 @@ class PageReport:
     console_errors: list[str] = field(default_factory=list)
     failed_requests: list[str] = field(default_factory=list)
     dead_links: list[str] = field(default_factory=list)
+    forbidden_text: list[str] = field(default_factory=list)
+    title: str = ""
     screenshot: Path | None = None
 
     @property
@@ -58,7 +69,41 @@ class PageReport:
         out += [f"{self.page}: console error: {s}" for s in self.console_errors]
         out += [f"{self.page}: request failed: {s}" for s in self.failed_requests]
         out += [f"{self.page}: internal link leads nowhere: {s}" for s in self.dead_links]
+        out += [f"{self.page}: {s}" for s in self.forbidden_text]
         return out
+
+
+def forbidden_text(text: str, truncated_cells: int = 0) -> list[str]:
+    """What a reader should not see in a page's text (:data:`FORBIDDEN_TEXT`), one line each.
+
+    Examples
+    --------
+    >>> forbidden_text("saved to /home/ada/runs/x.pt; UserWarning: slow")
+    ["a path of the build machine: '/home/ada'", "a library warning: 'UserWarning: '"]
+    >>> forbidden_text("fine", truncated_cells=2)
+    ['a table truncated with "…" (2 cell(s))']
+    """
+    out = []
+    for pattern, what in FORBIDDEN_TEXT:
+        found = re.search(pattern, text)
+        if found:
+            out.append(f"{what}: {found.group(0)!r}")
+    if truncated_cells:
+        out.append(f'a table truncated with "…" ({truncated_cells} cell(s))')
+    return out
+
+
+def _duplicate_titles(reports: list[PageReport]) -> None:
+    """Add a problem to every page whose title another page has too."""
+    by_title: dict[str, list[PageReport]] = {}
+    for report in reports:
+        if report.title:
+            by_title.setdefault(report.title, []).append(report)
+    for title, same in by_title.items():
+        if len(same) > 1:
+            for report in same:
+                others = ", ".join(r.page for r in same if r is not report)
+                report.forbidden_text.append(f"title {title!r} is also the title of {others}")
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -170,6 +215,11 @@ def check_book(
                 report.broken_images = [src for src, width in images if not width]
                 hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.getAttribute('href'))")
                 report.dead_links = _dead_links(html_dir, landed or rel, hrefs)
+                report.title = page.title() if not landed or landed == rel else ""  # a redirect has its target's
+                text = page.evaluate("(document.querySelector('main') || document.body).innerText")
+                truncated = page.eval_on_selector_all(
+                    "table td, table th", "els => els.filter(e => ['...', '…'].includes(e.innerText.trim())).length")
+                report.forbidden_text = forbidden_text(text, truncated)
                 report.screenshot = shots / (re.sub(r"[^A-Za-z0-9._-]", "_", rel[:-5]) + ".png")
                 page.screenshot(path=str(report.screenshot), full_page=True)
                 for pattern, least in (min_images or {}).items():
@@ -179,4 +229,5 @@ def check_book(
                 reports.append(report)
         finally:
             browser.close()
+    _duplicate_titles(reports)
     return reports

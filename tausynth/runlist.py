@@ -93,13 +93,19 @@ class RunSpec:
 
     @property
     def title(self) -> str:
-        """Table-of-contents title."""
+        """Page and table-of-contents title: every field of the run, so that no two pages share one.
+
+        Examples
+        --------
+        >>> RunSpec("unet", "cyclic").title
+        'U-Net · cyclic 2.5D perceptual · standardized · seed 42'
+        """
         models = {"unet": "U-Net", "unetr": "UNETR", "swinunetr": "SwinUNETR", "pix2pix": "Pix2Pix",
                   "cyclegan": "CycleGAN"}
         losses = {"none": "no perceptual loss", "2d": "2D perceptual", "2.5d": "2.5D perceptual",
                   "cyclic": "cyclic 2.5D perceptual", "3d": "3D perceptual"}
-        norm = "" if self.normalisation == "standardize" else ", min–max"
-        return f"{models.get(self.model, self.model)}, {losses.get(self.loss, self.loss)}{norm}"
+        norm = {"standardize": "standardized", "minmax": "min–max"}.get(self.normalisation, self.normalisation)
+        return f"{models.get(self.model, self.model)} · {losses.get(self.loss, self.loss)} · {norm} · seed {self.seed}"
 
 
 def _frozen(value: Any) -> Any:

@@ -115,11 +115,24 @@ def test_browser_check_reports_broken_images_and_dead_links(tmp_path: Path) -> N
         "<html><body><img src='missing.png'><a href='nowhere.html'>x</a>"
         "<script>console.error('boom')</script></body></html>"
     )
-    (report,) = check_book(tmp_path, tmp_path / "shots")
+    (tmp_path / "a.html").write_text(
+        "<html><head><meta charset='utf-8'><title>Same</title></head><body><main><p>saved /home/ada/run.pt</p>"
+        "<pre>Traceback (most recent call last):</pre><p>UserWarning: slow</p>"
+        "<table><tr><td>1</td><td>…</td></tr></table></main></body></html>")
+    (tmp_path / "b.html").write_text("<html><head><title>Same</title></head><body>fine</body></html>")
+    report, a, b = check_book(tmp_path, tmp_path / "shots")
     text = "\n".join(report.problems)
     assert "image did not load: missing.png" in text
     assert "internal link leads nowhere: nowhere.html" in text
     assert "console error: boom" in text
+    assert a.problems == [
+        "a.html: a path of the build machine: '/home/ada'",
+        "a.html: a traceback: 'Traceback (most recent call last)'",
+        "a.html: a library warning: 'UserWarning: '",
+        'a.html: a table truncated with "…" (1 cell(s))',
+        "a.html: title 'Same' is also the title of b.html",
+    ]
+    assert b.problems == ["b.html: title 'Same' is also the title of a.html"]
 
 
 def test_cache_key_covers_notebook_parameters_and_dependencies(

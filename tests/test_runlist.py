@@ -27,7 +27,7 @@ def test_shipped_run_lists_are_the_books_runs(tmp_path: Path) -> None:
     assert [r.overrides for r in demo] == [s for _, _, s in DEMO]
     pages = [c for c in chapters_for("demo", tmp_path) if c.output.startswith("runs/")]
     assert [c.name for c in pages] == ["train-" + n.replace(".", "") for n in expected]
-    assert pages[1].name == "train-unet-cyclic-standardize-s42" and pages[1].title == "U-Net, cyclic 2.5D perceptual"
+    assert pages[1].name == "train-unet-cyclic-standardize-s42" and pages[1].title == "U-Net · cyclic 2.5D perceptual · standardized · seed 42"
     assert [c.parameters.get("settings", {}) for c in pages] == [r.overrides for r in demo]
     assert [r.name for r in load_runs("smoke")] == ["unet-cyclic-standardize-s42", "unet-none-standardize-s42"]
     paper = load_runs("paper")

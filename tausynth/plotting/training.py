@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -240,14 +241,28 @@ def _features_line(record: Mapping[str, Any]) -> str | None:
     return "; ".join(parts)
 
 
+def _shown_path(path: Any) -> str | None:
+    """A path as a page shows it: relative to the working folder when inside it, else its last two parts.
+
+    The book's pages must not show the build machine's folders.
+    """
+    if not path:
+        return None
+    p = Path(str(path))
+    try:
+        return p.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return Path(*p.parts[-2:]).as_posix()
+
+
 def provenance_table(provenance: Mapping[str, Any]) -> pd.DataFrame:
-    """The run's provenance as a two-column table (the main facts first)."""
+    """The run's provenance as a two-column table (the main facts first; paths without the machine's folders)."""
     env = provenance.get("environment", {})
     git = env.get("git") or {}
     data = provenance.get("data", {})
     model = provenance.get("model", {})
     rows = [
-        ("run", provenance.get("run_dir")),
+        ("run", _shown_path(provenance.get("run_dir"))),
         ("status / stop reason", f"{provenance.get('status')} / {provenance.get('stop_reason')}"),
         ("epochs / optimizer steps", f"{provenance.get('epochs_done')} / {provenance.get('steps_done')}"),
         ("wall time (s)", round(float(provenance.get("wall_seconds", 0.0)), 1)),
@@ -259,9 +274,10 @@ def provenance_table(provenance: Mapping[str, Any]) -> pd.DataFrame:
         ("seed", provenance.get("seed")),
         ("device / processes", f"{env.get('device')} / {provenance.get('world_size')}"),
         ("mixed precision", provenance.get("amp") or "off"),
-        ("manifest", data.get("manifest")),
+        ("manifest", _shown_path(data.get("manifest"))),
         ("manifest sha256", (data.get("manifest_sha256") or "")[:16]),
         ("train / val scans", f"{data.get('n_train')} / {data.get('n_val')}"),
+        ("grid (voxels)", " × ".join(str(n) for n in data["grid"]) if data.get("grid") else None),
         ("tausynth / git", f"{env.get('tausynth_version')} / {git.get('commit', 'n/a')[:10]}{' (dirty)' if git.get('dirty') else ''}"),
         ("torch / MONAI / numpy", f"{env.get('torch')} / {env.get('monai')} / {env.get('numpy')}"),
         ("TensorBoard", provenance.get("tensorboard")),
