@@ -541,9 +541,62 @@ def _training_runs(root: Path, profile: str) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
         rows.append({"run": prov.parent.name, "weights": data.get("perceptual_weights"),
-                     "device": data.get("device"), "epochs": data.get("epochs_done", data.get("epochs")),
-                     "stop": data.get("stop_reason")})
+                     "device": (data.get("environment") or {}).get("device"),
+                     "epochs": data.get("epochs_done", data.get("epochs")), "stop": data.get("stop_reason")})
     return rows
+
+
+def _last_share(run_dir: Path) -> str:
+    """The perceptual term's share of the training loss in the run's last epoch, as a percentage."""
+    import pandas as pd
+
+    try:
+        metrics = pd.read_csv(run_dir / "metrics.csv")
+    except (OSError, ValueError):
+        return "—"
+    if "train_share_perceptual" not in metrics or metrics.empty:
+        return "—"
+    return f"{100 * float(metrics['train_share_perceptual'].iloc[-1]):.1f} %"
+
+
+def training_index_markdown(root: Path, runs: list[Chapter]) -> str:
+    """A table of the book's training runs, one row each, linking to its page (for the training index)."""
+    rows = []
+    for chapter in runs:
+        run_dir = root / chapter.parameters["run_dir"]
+        try:
+            prov = json.loads((run_dir / "provenance.json").read_text())
+        except (OSError, ValueError):
+            prov = {}
+        best = prov.get("best_val_since_switch")
+        rows.append([
+            f"[{chapter.title}]({chapter.output_path})", prov.get("status", "—"), prov.get("epochs_done", "—"),
+            prov.get("steps_done", "—"), f"{float(prov.get('wall_seconds', 0)) / 60:.1f}" if prov else "—",
+            f"{best:.3f}" if isinstance(best, (int, float)) else "—",
+            _last_share(run_dir) if chapter.parameters.get("loss") != "none" else "—",
+        ])
+    if not rows:
+        return ""
+    return ("\n## The runs of this build\n\n" + _md_table(
+        ["run", "status", "epochs", "optimizer steps", "minutes", "best validation loss", "perceptual share, last epoch"],
+        rows))
+
+
+def _chapter_times(text: str, record: dict[str, Any]) -> str:
+    """Fill ``{{ time:NAME }}`` with the minutes chapter NAME took in the last execution (``training``: every run page)."""
+    import re
+
+    chapters = record.get("chapters", {})
+
+    def minutes(match: re.Match[str]) -> str:
+        name = match.group(1)
+        names = [n for n in chapters if n.startswith("train-")] if name == "training" else [name]
+        seconds = [chapters[n].get("seconds") for n in names if n in chapters]
+        if not seconds or any(not isinstance(v, (int, float)) for v in seconds):
+            return "—"
+        return f"{sum(seconds) / 60:.1f}"
+
+    return re.sub(r"\{\{ time:([\w-]+) \}\}", minutes, text)
 
 
 def _md_table(header: list[str], rows: list[list[Any]]) -> str:
@@ -676,6 +729,13 @@ def stage_sources(root: str | Path = ".") -> Path:
             f"not executed yet: {', '.join(missing)} — run 'tausynth book run' first"
         )
     _write_toc(root / "_toc.yml", src / "_toc.yml", runs)
+    intro = src / "book" / "intro.md"
+    if intro.is_file():
+        intro.write_text(_chapter_times(intro.read_text(encoding="utf-8"), record), encoding="utf-8")
+    index = src / "book" / "training.md"
+    if index.is_file():
+        with index.open("a", encoding="utf-8") as fh:
+            fh.write(training_index_markdown(root, runs))
     provenance = src / "book" / "provenance.md"
     if provenance.is_file():
         with provenance.open("a", encoding="utf-8") as fh:

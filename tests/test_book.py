@@ -384,3 +384,20 @@ def test_fidelity_page_is_in_the_book_and_names_every_option() -> None:
             "training.early_stopping")
     for key in keys:
         assert f"`{key}" in text, key
+
+
+def test_intro_times_and_training_index_come_from_the_build(tmp_path: Path) -> None:
+    record = {"chapters": {"data": {"seconds": 30.0}, "train-a": {"seconds": 60.0}, "train-b": {"seconds": 90.0},
+                           "roi": {"status": "cached", "seconds": None}}}
+    text = "data {{ time:data }}, runs {{ time:training }}, roi {{ time:roi }}, loss {{ time:loss }}"
+    assert book._chapter_times(text, record) == "data 0.5, runs 2.5, roi —, loss —"
+
+    run_dir = tmp_path / "runs" / "smoke" / "unet-cyclic-standardize-s42"
+    run_dir.mkdir(parents=True)
+    (run_dir / "provenance.json").write_text(json.dumps(
+        {"status": "finished", "epochs_done": 4, "steps_done": 4, "wall_seconds": 90.0, "best_val_since_switch": 0.5}))
+    (run_dir / "metrics.csv").write_text("epoch,train_share_perceptual\n0,0.1\n1,0.05\n")
+    page = next(c for c in book.chapters_for("smoke", tmp_path) if c.name == "train-unet-cyclic-standardize-s42")
+    table = book.training_index_markdown(tmp_path, [page])
+    assert "[U-Net · cyclic 2.5D perceptual · standardized · seed 42](runs/train-unet-cyclic-standardize-s42.ipynb)" in table
+    assert "| finished | 4 | 4 | 1.5 | 0.500 | 5.0 % |" in table
