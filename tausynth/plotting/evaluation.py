@@ -28,6 +28,7 @@ __all__ = [
     "plot_roi_by_stage",
     "plot_roi_scatter",
     "plot_subject_slices",
+    "plot_tracking",
 ]
 
 DX_COLORS: dict[str, str] = {"CN": "#2ca02c", "MCI": "#ff7f0e", "AD": "#d62728"}
@@ -279,4 +280,42 @@ def plot_subject_slices(
                         ha="right", va="center", fontsize=8)
     fig.colorbar(im_s, ax=axes[:, :6].ravel().tolist(), shrink=0.7, label="SUVR", location="bottom")
     fig.colorbar(im_d, ax=axes[:, 6:].ravel().tolist(), shrink=0.7, label="synthetic − real", location="bottom")
+    return fig
+
+
+_VERDICT_COLORS = {"tracks": "#2ca02c", "does not track": "#7f7f7f", "anti-correlated": "#d62728"}
+
+
+def plot_tracking(tracking: pd.DataFrame, bound: str | None = "baseline-regional-regression") -> Figure:
+    """Does each run's synthetic tau track the real tau? Meta-temporal Pearson r per run, coloured by verdict.
+
+    Parameters
+    ----------
+    tracking : pandas.DataFrame
+        :func:`tausynth.evaluation.tracking.tracking_table` rows (``run``, ``n``, ``pearson_r``, ``verdict``).
+    bound : str, optional
+        A row of ``tracking`` drawn as a dashed line instead of a bar: what the T1 alone allows.
+    """
+    rows = tracking[tracking["run"] != bound].reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(rows) + 1.4), layout="constrained")
+    y = np.arange(len(rows))[::-1]
+    r = pd.to_numeric(rows["pearson_r"], errors="coerce").fillna(0.0)
+    ax.barh(y, r, color=[_VERDICT_COLORS.get(v, "#7f7f7f") for v in rows["verdict"]])
+    ax.set_yticks(y, rows["run"])
+    for yi, value in zip(y, pd.to_numeric(rows["pearson_r"], errors="coerce"), strict=True):
+        label = "n/a" if not np.isfinite(value) else f"{value:.2f}"
+        ax.text(value if np.isfinite(value) else 0.0, yi, f" {label} ", va="center", fontsize=8,
+                ha="left" if not np.isfinite(value) or value >= 0 else "right")
+    ax.axvline(0, color="black", lw=0.8)
+    if bound is not None and (tracking["run"] == bound).any():
+        value = float(tracking.loc[tracking["run"] == bound, "pearson_r"].iloc[0])
+        if np.isfinite(value):
+            ax.axvline(value, color="black", ls="--", lw=1)
+            ax.text(value, len(rows) - 0.4, " regional regression on the T1", fontsize=8, va="bottom")
+    ax.set_xlim(-1, 1)
+    ax.set_xlabel("Pearson r, synthetic vs real meta-temporal SUVR (test subjects)")
+    ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=c) for c in _VERDICT_COLORS.values()],
+              labels=list(_VERDICT_COLORS), loc="lower right", fontsize=8, frameon=False)
+    n = int(pd.to_numeric(rows["n"], errors="coerce").max()) if len(rows) else 0
+    ax.set_title(f"Does the synthetic tau track the real tau? ({n} test subjects)", fontsize=10)
     return fig

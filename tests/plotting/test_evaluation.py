@@ -74,3 +74,19 @@ def test_other_figures_render(frame):
     vol = np.ones((12, 12, 12))
     fig = P.plot_subject_slices([{"real": vol, "synthetic": vol * 1.1, "title": "best"}])
     assert len(fig.axes) == 9 + 2  # 3 images × 3 planes + 2 colour bars
+
+
+def test_tracking_figure_has_one_bar_per_run_and_draws_the_bound_as_a_line():
+    import pandas as pd
+
+    from tausynth.plotting.evaluation import plot_tracking
+
+    tracking = pd.DataFrame({
+        "run": ["unet-cyclic", "unet-none", "baseline-regional-regression"], "n": [60, 60, 60],
+        "pearson_r": [-0.2, float("nan"), 0.6], "verdict": ["anti-correlated", "does not track", "tracks"]})
+    fig = plot_tracking(tracking)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["unet-cyclic", "unet-none"]
+    assert [round(p.get_width(), 2) for p in ax.patches[:2]] == [-0.2, 0.0]
+    assert {t.get_text().strip() for t in ax.texts} >= {"-0.20", "n/a"}
+    assert any(line.get_xdata()[0] == 0.6 and line.get_linestyle() == "--" for line in ax.lines)
