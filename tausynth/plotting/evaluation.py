@@ -307,15 +307,17 @@ def plot_tracking(tracking: pd.DataFrame, bound: str | None = "baseline-regional
         ax.text(value if np.isfinite(value) else 0.0, yi, f" {label} ", va="center", fontsize=8,
                 ha="left" if not np.isfinite(value) or value >= 0 else "right")
     ax.axvline(0, color="black", lw=0.8)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in _VERDICT_COLORS.values()]
+    labels = list(_VERDICT_COLORS)
     if bound is not None and (tracking["run"] == bound).any():
         value = float(tracking.loc[tracking["run"] == bound, "pearson_r"].iloc[0])
         if np.isfinite(value):
-            ax.axvline(value, color="black", ls="--", lw=1)
-            ax.text(value, len(rows) - 0.4, " regional regression on the T1", fontsize=8, va="bottom")
+            handles.append(ax.axvline(value, color="black", ls="--", lw=1))
+            labels.append(f"regional regression on the T1 ({value:.2f})")
     ax.set_xlim(-1, 1)
     ax.set_xlabel("Pearson r, synthetic vs real meta-temporal SUVR (test subjects)")
-    ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=c) for c in _VERDICT_COLORS.values()],
-              labels=list(_VERDICT_COLORS), loc="lower right", fontsize=8, frameon=False)
+    ax.legend(handles=handles, labels=labels, loc="upper center", bbox_to_anchor=(0.5, -0.18 - 0.6 / (len(rows) + 3)),
+              ncol=2, fontsize=8, frameon=False)
     n = int(pd.to_numeric(rows["n"], errors="coerce").max()) if len(rows) else 0
     ax.set_title(f"Does the synthetic tau track the real tau? ({n} test subjects)", fontsize=10)
     return fig
