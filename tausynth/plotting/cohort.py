@@ -13,9 +13,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from tausynth.data.summary import BRAAK_LABELS
+from tausynth.plotting.scales import PET_CMAP, SUVR_RANGE
 
-PET_CMAP = "nipy_spectral"
-PET_RANGE = (0.4, 2.6)  # flortaucipir SUVR display range of the phantom's reference figures
+PET_RANGE = SUVR_RANGE  # the phantom's reference figures use the book's SUVR scale
 
 
 def plot_stage_by_diagnosis(counts: pd.DataFrame) -> Figure:

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from tausynth.errors import TausynthError
 from tausynth.evaluation.agreement import agreement_stats, bland_altman
+from tausynth.plotting.scales import DIFF_CMAP, PET_CMAP, SUVR_DIFF, SUVR_RANGE
 
 __all__ = [
     "DX_COLORS",
@@ -33,7 +34,6 @@ __all__ = [
 
 DX_COLORS: dict[str, str] = {"CN": "#2ca02c", "MCI": "#ff7f0e", "AD": "#d62728"}
 _DX_ORDER = ("CN", "MCI", "AD")
-_SUVR_CMAP = "nipy_spectral"
 
 
 def _regions(frame: pd.DataFrame, regions: Sequence[str] | None) -> list[str]:
@@ -161,8 +161,13 @@ def plot_roi_by_stage(
     regions: Sequence[str] | None = None,
     hue: str = "diagnosis",
     ncols: int = 3,
+    ylim: tuple[float, float] | None = None,
 ) -> Figure:
-    """SUVR (``column``) of each region against a stage column, points coloured by ``hue``, stage means joined."""
+    """SUVR (``column``) of each region against a stage column, points coloured by ``hue``, stage means joined.
+
+    ``ylim`` defaults to one range per region that covers both the ``real`` and the ``synthetic``
+    column, so the real and synthetic figures share their axes and a flat prediction looks flat.
+    """
     names = _regions(frame, regions)
     if stage not in frame:
         raise TausynthError(f"column {stage!r} not in the ROI table")
@@ -180,6 +185,13 @@ def plot_roi_by_stage(
         ax.set_title(region)
         ax.set_xlabel(stage)
         ax.set_ylabel(f"{column} SUVR")
+        values = sub[[c for c in ("real", "synthetic", column) if c in sub]].to_numpy(dtype=float)
+        values = values[np.isfinite(values)]
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+        elif values.size:
+            pad = 0.05 * (float(values.max() - values.min()) or 1.0)
+            ax.set_ylim(float(values.min()) - pad, float(values.max()) + pad)
     axes[0].legend(fontsize=7)
     return fig
 
@@ -241,9 +253,9 @@ def plot_regions(
 
 def plot_subject_slices(
     cases: Sequence[Mapping[str, object]],
-    vmin: float = 0.4,
-    vmax: float = 2.6,
-    diff_max: float = 0.6,
+    vmin: float = SUVR_RANGE[0],
+    vmax: float = SUVR_RANGE[1],
+    diff_max: float = SUVR_DIFF,
 ) -> Figure:
     """Axial, coronal and sagittal slices of real PET, synthetic PET and their difference, per subject.
 
@@ -270,16 +282,16 @@ def plot_subject_slices(
                                              ("sagittal", vol[i, :, :]))):
                 ax = axes[r, 3 * c + v]
                 if what.startswith("synthetic −"):
-                    im_d = ax.imshow(sl.T, origin="lower", cmap="RdBu_r", vmin=-diff_max, vmax=diff_max)
+                    im_d = ax.imshow(sl.T, origin="lower", cmap=DIFF_CMAP, vmin=-diff_max, vmax=diff_max)
                 else:
-                    im_s = ax.imshow(sl.T, origin="lower", cmap=_SUVR_CMAP, vmin=vmin, vmax=vmax)
+                    im_s = ax.imshow(sl.T, origin="lower", cmap=PET_CMAP, vmin=vmin, vmax=vmax)
                 ax.axis("off")
                 if r == 0:
                     ax.set_title(f"{what}\n{plane}", fontsize=8)
         axes[r, 0].text(-0.08, 0.5, str(case.get("title", "")), transform=axes[r, 0].transAxes, rotation=90,
                         ha="right", va="center", fontsize=8)
     fig.colorbar(im_s, ax=axes[:, :6].ravel().tolist(), shrink=0.7, label="SUVR", location="bottom")
-    fig.colorbar(im_d, ax=axes[:, 6:].ravel().tolist(), shrink=0.7, label="synthetic − real", location="bottom")
+    fig.colorbar(im_d, ax=axes[:, 6:].ravel().tolist(), shrink=0.7, label="synthetic − real (SUVR)", location="bottom")
     return fig
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from tausynth.plotting.scales import PET_CMAP
 from tausynth.suvr import ManufacturerStandardizer, Scan, minmax_normalize
 
 __all__ = [
@@ -28,7 +29,6 @@ __all__ = [
 
 MANUFACTURER_COLORS: dict[str, str] = {"Siemens": "#1f77b4", "GE": "#ff7f0e", "Philips": "#2ca02c"}
 _ORDER = ("Siemens", "GE", "Philips")
-_SUVR_CMAP = "nipy_spectral"
 
 
 def _manufacturers(values: Sequence[str]) -> list[str]:
@@ -78,7 +78,7 @@ def plot_reference_region(
         x = half[:, 0].mean() if len(half) else idx[:, 0].mean()
         cut = (int(round(x)), int(round(idx[:, 1].mean())), int(round(idx[:, 2].mean())))
     rows = [("T1w", t1, "gray", None, None)] if t1 is not None else []
-    rows.append(("SUVR", suvr_map, _SUVR_CMAP, 0.4, vmax))
+    rows.append(("SUVR", suvr_map, PET_CMAP, 0.4, vmax))
     fig, axes = plt.subplots(len(rows), 3, figsize=(10, 3.4 * len(rows)), squeeze=False, layout="constrained")
     for r, (label, vol, cmap, lo, hi) in enumerate(rows):
         for c, ((plane, img), (_, ref2d)) in enumerate(zip(_views(vol, cut), _views(ref, cut), strict=True)):
@@ -283,7 +283,7 @@ def plot_normalisation_maps(
         ranges.append((float(np.percentile(values, 0.5)), float(np.percentile(values, 99.5))))
     ranges[2] = (0.0, 1.0)
     titles = ["SUVR", "standardized (z)", "min–max"]
-    cmap = plt.get_cmap(_SUVR_CMAP).with_extremes(bad="black")
+    cmap = plt.get_cmap(PET_CMAP).with_extremes(bad="black")
     for r, (s, images) in enumerate(zip(scans, spaces, strict=True)):
         zs = np.flatnonzero(s.mask.any(axis=(0, 1)))
         # default: 35 % up the brain, i.e. through the inferior temporal lobes where tau starts

@@ -13,6 +13,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from tausynth.plotting.scales import DIFF_CMAP, PET_CMAP, SUVR_DIFF, SUVR_RANGE
+
 __all__ = [
     "PLANE_COLOURS",
     "plot_losses",
@@ -196,16 +198,19 @@ def plot_prediction_grid(
     space : str
         Intensity space of ``pet`` and ``pred`` (for the colour bar labels).
     pet_range : (float, float), optional
-        Display range of the PETs; default the 1st–99.5th percentile of the real PET.
+        Display range of the PETs; default the book's fixed SUVR scale
+        (:data:`tausynth.plotting.scales.SUVR_RANGE`, the same for every subject and run), and for
+        another space the 1st–99.5th percentile of the real PET.
     """
-    lo, hi = pet_range or (float(np.percentile(pet, 1)), float(np.percentile(pet, 99.5)))
+    suvr = space == "SUVR"
+    lo, hi = pet_range or (SUVR_RANGE if suvr else (float(np.percentile(pet, 1)), float(np.percentile(pet, 99.5))))
     diff = pred - pet
-    dmax = float(np.percentile(np.abs(diff), 99.5)) or 1.0
+    dmax = SUVR_DIFF if suvr else (float(np.percentile(np.abs(diff), 99.5)) or 1.0)
     columns = [
         ("MRI (T1w)", t1, "gray", None),
-        (f"real PET ({space})", pet, "nipy_spectral", (lo, hi)),
-        (f"synthetic PET ({space})", pred, "nipy_spectral", (lo, hi)),
-        ("synthetic − real", diff, "RdBu_r", (-dmax, dmax)),
+        (f"real PET ({space})", pet, PET_CMAP, (lo, hi)),
+        (f"synthetic PET ({space})", pred, PET_CMAP, (lo, hi)),
+        (f"synthetic − real ({space})", diff, DIFF_CMAP, (-dmax, dmax)),
     ]
     fig, axes = plt.subplots(3, 4, figsize=(10, 7.2))
     for j, (name, vol, cmap, vrange) in enumerate(columns):
@@ -220,7 +225,9 @@ def plot_prediction_grid(
             if j == 0:
                 ax.set_ylabel(plane)
         if j > 0:
-            fig.colorbar(im, ax=axes[:, j].tolist(), shrink=0.6, location="bottom", pad=0.03)
+            bar = fig.colorbar(im, ax=axes[:, j].tolist(), shrink=0.6, location="bottom", pad=0.03)
+            bar.set_label(space, fontsize=8)
+            bar.ax.xaxis.set_major_locator(MaxNLocator(3))  # a narrow bar: few ticks, or they run together
     if title:
         fig.suptitle(title)
     return fig

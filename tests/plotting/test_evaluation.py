@@ -90,3 +90,16 @@ def test_tracking_figure_has_one_bar_per_run_and_draws_the_bound_as_a_line():
     assert [round(p.get_width(), 2) for p in ax.patches[:2]] == [-0.2, 0.0]
     assert {t.get_text().strip() for t in ax.texts} >= {"-0.20", "n/a"}
     assert any(line.get_xdata()[0] == 0.6 and line.get_linestyle() == "--" for line in ax.lines)
+
+
+def test_roi_stage_panels_of_real_and_synthetic_share_their_range():
+    import pandas as pd
+
+    from tausynth.plotting.evaluation import plot_roi_by_stage
+
+    frame = pd.DataFrame({"region": ["braak1"] * 4, "braak": [0, 2, 4, 6], "diagnosis": ["CN", "CN", "AD", "AD"],
+                          "real": [1.0, 1.3, 1.8, 2.2], "synthetic": [1.15, 1.16, 1.15, 1.17]})
+    real = plot_roi_by_stage(frame, column="real", ncols=1).axes[0].get_ylim()
+    synthetic = plot_roi_by_stage(frame, column="synthetic", ncols=1).axes[0].get_ylim()
+    # before: the flat synthetic column got its own 1.15-1.17 axis and looked like structure
+    assert real == synthetic and real[0] < 1.0 and real[1] > 2.2

@@ -59,3 +59,18 @@ def test_provenance_table_flags_missing_values() -> None:
     table = figs.provenance_table({"run_dir": "r", "perceptual_weights": "random", "time_limit_minutes": None})
     values = dict(zip(table["item"], table["value"], strict=True))
     assert values["perceptual weights"] == "random" and values["time limit (min)"] == "—"
+
+
+def test_prediction_grid_shows_suvr_on_the_books_fixed_scale_for_every_subject():
+    import numpy as np
+
+    from tausynth.plotting.scales import SUVR_DIFF, SUVR_RANGE
+    from tausynth.plotting.training import plot_prediction_grid
+
+    rng = np.random.default_rng(0)
+    for level in (1.0, 2.4):  # a healthy and a high-tau subject
+        pet = level + 0.1 * rng.random((8, 8, 8))
+        fig = plot_prediction_grid(rng.random((8, 8, 8)), pet, pet + 0.05, space="SUVR")
+        real, synthetic, diff = (fig.axes[i].get_images()[0] for i in (1, 2, 3))
+        assert real.get_clim() == synthetic.get_clim() == SUVR_RANGE
+        assert diff.get_clim() == (-SUVR_DIFF, SUVR_DIFF)
