@@ -3,7 +3,8 @@
 The book is served from ``_build/html`` on a loopback HTTP server; every page is opened and checked
 for images that did not load, console errors, uncaught exceptions, failed requests, internal links
 that lead nowhere, text a reader should never see (a path of the build machine, a traceback, a
-library warning, a table truncated with "…") and a title another page has too. A full-page screenshot
+library warning, a table truncated with "…"), a title another page has too, and volume viewers
+that do not draw (their canvas pixels are read after load). A full-page screenshot
 of each page is saved. No browser is ever downloaded: the
 system Chromium (``/usr/bin/chromium``) is used through Playwright's ``executable_path``.
 """
@@ -60,6 +61,7 @@ class PageReport:
     dead_links: list[str] = field(default_factory=list)
     forbidden_text: list[str] = field(default_factory=list)
     title: str = ""
+    viewers: int = 0
     screenshot: Path | None = None
 
     @property
@@ -91,6 +93,36 @@ def forbidden_text(text: str, truncated_cells: int = 0) -> list[str]:
     if truncated_cells:
         out.append(f'a table truncated with "…" ({truncated_cells} cell(s))')
     return out
+
+
+#: True once the frame's canvas shows more than a handful of colours (a drawn slice, not a blank box).
+_CANVAS_DRAWN = """() => {
+  const canvas = document.querySelector('canvas');
+  if (!canvas || !canvas.width || !canvas.height) return false;
+  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  const colours = new Set();
+  for (let i = 0; i < data.length; i += 4 * 31) colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+  return colours.size > 8;
+}"""
+
+
+def _blank_viewers(page: object) -> tuple[int, int]:
+    """How many volume viewers (``iframe.tausynth-viewer``) the page has, and how many drew nothing."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    n = page.eval_on_selector_all("iframe.tausynth-viewer", "els => els.length")  # type: ignore[attr-defined]
+    if not n:
+        return 0, 0
+    blank = 0
+    for handle in page.query_selector_all("iframe.tausynth-viewer"):  # type: ignore[attr-defined]
+        frame = handle.content_frame()
+        try:
+            if frame is None:
+                raise PlaywrightError("no frame")
+            frame.wait_for_function(_CANVAS_DRAWN, timeout=15000)
+        except PlaywrightError:
+            blank += 1
+    return int(n), blank
 
 
 def _duplicate_titles(reports: list[PageReport]) -> None:
@@ -220,6 +252,9 @@ def check_book(
                 truncated = page.eval_on_selector_all(
                     "table td, table th", "els => els.filter(e => ['...', '…'].includes(e.innerText.trim())).length")
                 report.forbidden_text = forbidden_text(text, truncated)
+                report.viewers, blank = _blank_viewers(page)
+                if blank:
+                    report.forbidden_text.append(f"{blank} of {report.viewers} volume viewer(s) drew nothing")
                 report.screenshot = shots / (re.sub(r"[^A-Za-z0-9._-]", "_", rel[:-5]) + ".png")
                 page.screenshot(path=str(report.screenshot), full_page=True)
                 for pattern, least in (min_images or {}).items():

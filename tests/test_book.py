@@ -104,6 +104,9 @@ def test_rendered_book_passes_the_browser_check(book_root: Path) -> None:
     assert {"index.html", "book/intro.html", "book/data.html"} <= pages
     assert [p for r in reports for p in r.problems] == []
     assert all(r.screenshot is not None and r.screenshot.stat().st_size > 10_000 for r in reports)
+    viewers = {r.page: r.viewers for r in reports}
+    # volumes to scroll through, each drawn (the check reads their canvas pixels)
+    assert viewers["book/roi.html"] == 3 and viewers["book/results.html"] >= 3
 
 
 def test_browser_check_reports_broken_images_and_dead_links(tmp_path: Path) -> None:

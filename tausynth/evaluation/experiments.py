@@ -405,6 +405,43 @@ def pick_reference_run(runs: pd.DataFrame, requested: str = "") -> str:
     return str(pref.sort_values(["seed", "run"]).iloc[0]["run"])
 
 
+def _prediction_rows(run_dir: Path, split: str, manifest: PathLike | None) -> tuple[dict[str, str], dict[str, Any]]:
+    """Each subject's synthetic SUVR file, and its manifest row, keyed by ``"id"`` or ``"id (session)"``."""
+    from tausynth.data.manifest import load_manifest
+    from tausynth.evaluation.collect import run_manifest
+
+    def label(sid: str, ses: str) -> str:
+        return f"{sid} ({ses})" if ses else sid
+
+    table = pd.read_csv(run_dir / "predictions" / split / "predictions.csv", dtype={"subject_id": str, "session": str},
+                        keep_default_na=False)
+    table = table[table["kind"].isin(("suvr", "suvr_oracle"))]
+    frame = load_manifest(run_manifest(run_dir, manifest))
+    pred_of = {label(r["subject_id"], r["session"]): r["path"] for _, r in table.iterrows()}
+    rows = {label(str(r["subject_id"]), str(r["session"])): r for _, r in frame.iterrows()}
+    return pred_of, rows
+
+
+def subject_case(
+    run_dir: PathLike, subject: str, title: str, split: str = "test", manifest: PathLike | None = None,
+) -> dict[str, Any]:
+    """One subject of a run as a case for the figures and viewers: real and synthetic SUVR, T1, affine, mask, title.
+
+    ``subject`` is the id, or ``"id (session)"`` for a subject with several scans.
+    """
+    run_dir = Path(run_dir)
+    pred_of, rows = _prediction_rows(run_dir, split, manifest)
+    if subject not in pred_of or subject not in rows:
+        raise TausynthError(f"run {run_dir.name}: no prediction or manifest row for subject {subject}")
+    row = rows[subject]
+    real, affine, _ = load_nifti(row["pet"])
+    case: dict[str, Any] = {"real": real, "synthetic": load_nifti(pred_of[subject])[0], "t1": load_nifti(row["t1"])[0],
+                            "affine": affine, "title": title}
+    if isinstance(row.get("mask", ""), str) and row.get("mask", ""):
+        case["mask"] = load_nifti(row["mask"])[0] > 0.5
+    return case
+
+
 def best_worst_cases(
     run_dir: PathLike,
     metrics: pd.DataFrame,
@@ -414,40 +451,23 @@ def best_worst_cases(
     manifest: PathLike | None = None,
     higher_is_better: bool = True,
 ) -> list[dict[str, Any]]:
-    """The ``k`` best- and ``k`` worst-predicted subjects of a run, as cases for
-    :func:`tausynth.plotting.evaluation.plot_subject_slices` (real, synthetic SUVR, mask, title).
+    """The ``k`` best- and ``k`` worst-predicted subjects of a run, as cases (:func:`subject_case`) for
+    :func:`tausynth.plotting.evaluation.plot_subject_slices` and :func:`tausynth.plotting.viewers.subject_viewers`.
     """
-    from tausynth.data.manifest import load_manifest
-    from tausynth.evaluation.collect import run_manifest
-
     run_dir = Path(run_dir)
     m = suvr_metrics(metrics)
     m = m[m["run"] == run_dir.name]
     if m.empty:
         raise TausynthError(f"run {run_dir.name}: no per-subject SUVR metrics to rank")
     best, worst = rank_subjects(m, metric, k=k, higher_is_better=higher_is_better)
-    table = pd.read_csv(run_dir / "predictions" / split / "predictions.csv", dtype={"subject_id": str, "session": str},
-                        keep_default_na=False)
-    table = table[table["kind"].isin(("suvr", "suvr_oracle"))]
-    frame = load_manifest(run_manifest(run_dir, manifest))
-
-    def label(sid: str, ses: str) -> str:
-        return f"{sid} ({ses})" if ses else sid
-
-    pred_of = {label(r["subject_id"], r["session"]): r["path"] for _, r in table.iterrows()}
-    rows = {label(str(r["subject_id"]), str(r["session"])): r for _, r in frame.iterrows()}
+    _, rows = _prediction_rows(run_dir, split, manifest)
     cases = []
     for tag, subjects in (("best", best), ("worst", worst)):
         for sid in subjects:
-            if sid not in pred_of or sid not in rows:
-                raise TausynthError(f"run {run_dir.name}: no prediction or manifest row for subject {sid}")
-            row = rows[sid]
             score = float(m.loc[m["subject_id"] == sid, metric].mean())
-            case: dict[str, Any] = {"real": load_nifti(row["pet"])[0], "synthetic": load_nifti(pred_of[sid])[0],
-                                    "title": f"{tag}: {sid} ({row.get('diagnosis', '')})\n{metric} {format_mean_sd(score, math.nan)}"}
-            if isinstance(row.get("mask", ""), str) and row.get("mask", ""):
-                case["mask"] = load_nifti(row["mask"])[0] > 0.5
-            cases.append(case)
+            diagnosis = rows[sid].get("diagnosis", "") if sid in rows else ""
+            cases.append(subject_case(run_dir, sid, f"{tag}: {sid} ({diagnosis})\n{metric} {format_mean_sd(score, math.nan)}",
+                                      split, manifest))
     return cases
 
 
