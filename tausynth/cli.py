@@ -328,7 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationErrors as exc:
         for line in exc.problems:
             print(f"tausynth {args.command}: error: {line}", file=sys.stderr)
-        print(f"tausynth {args.command}: {len(exc.problems)} problem(s) found", file=sys.stderr)
+        if args.command == "validate" or len(exc.problems) > 1:  # validate's report always ends with the count
+            print(f"tausynth {args.command}: {len(exc.problems)} problem(s) found", file=sys.stderr)
         return 2
     except TausynthError as exc:
         print(f"tausynth {args.command}: error: {exc}", file=sys.stderr)
