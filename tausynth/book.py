@@ -363,13 +363,12 @@ def _start_order(ready: list[Chapter], pending: list[Chapter], costs: dict[str, 
     >>> [c.name for c in _start_order([suvr, a, b], [suvr, a, b, results], {"a": 1.0, "b": 3.0})]
     ['b', 'a', 'suvr']
     """
-    names = {c.name for c in pending}
     by_name = {c.name: c for c in pending}
     needed: set[str] = set()
     stack = [d for c in pending if c.exclusive for d in c.depends]
     while stack:
         name = stack.pop()
-        if name in names and name not in needed:
+        if name in by_name and name not in needed:
             needed.add(name)
             stack.extend(by_name[name].depends)
     waits_exclusive = any(c.exclusive for c in pending)

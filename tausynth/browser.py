@@ -110,11 +110,9 @@ def _blank_viewers(page: object) -> tuple[int, int]:
     """How many volume viewers (``iframe.tausynth-viewer``) the page has, and how many drew nothing."""
     from playwright.sync_api import Error as PlaywrightError
 
-    n = page.eval_on_selector_all("iframe.tausynth-viewer", "els => els.length")  # type: ignore[attr-defined]
-    if not n:
-        return 0, 0
+    handles = page.query_selector_all("iframe.tausynth-viewer")  # type: ignore[attr-defined]
     blank = 0
-    for handle in page.query_selector_all("iframe.tausynth-viewer"):  # type: ignore[attr-defined]
+    for handle in handles:
         frame = handle.content_frame()
         try:
             if frame is None:
@@ -122,7 +120,7 @@ def _blank_viewers(page: object) -> tuple[int, int]:
             frame.wait_for_function(_CANVAS_DRAWN, timeout=15000)
         except PlaywrightError:
             blank += 1
-    return int(n), blank
+    return len(handles), blank
 
 
 def _duplicate_titles(reports: list[PageReport]) -> None:

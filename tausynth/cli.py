@@ -119,12 +119,12 @@ def _add_book(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_standardize(args: argparse.Namespace) -> int:
-    from tausynth.data.manifest import validate_manifest
+    from tausynth.data.manifest import TRAINING_COLUMNS, validate_manifest
     from tausynth.io import check_writable_file
     from tausynth.suvr import fit_from_manifest
 
     check_writable_file(args.out)  # before the fit, not after it
-    validate_manifest(args.manifest, columns=("t1", "pet", "mask"), splits=("train",))
+    validate_manifest(args.manifest, columns=TRAINING_COLUMNS, splits=("train",))
     std = fit_from_manifest(args.manifest, split="train", fallback=args.fallback, reference=args.reference)
     std.save(args.out)
     table = std.summary_frame()

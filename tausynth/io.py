@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import tempfile
@@ -111,9 +112,9 @@ def os_error_line(exc: OSError) -> str:
     """
     what = (exc.strerror or type(exc).__name__).lower()
     hint = {
-        28: " (free some space, or write elsewhere)",  # ENOSPC
-        13: " (choose a folder you can write to)",  # EACCES
-        30: " (the file system is read-only; choose another folder)",  # EROFS
+        errno.ENOSPC: " (free some space, or write elsewhere)",
+        errno.EACCES: " (choose a folder you can write to)",
+        errno.EROFS: " (the file system is read-only; choose another folder)",
     }.get(exc.errno or 0, "")
     where = ": ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
     return f"{where}: {what}{hint}" if where else f"{what}{hint}"

@@ -271,6 +271,11 @@ class RecordGeometryd(MapTransform):
         return d
 
 
+def _round_up(n: int, divisor: int) -> int:
+    """The smallest multiple of ``divisor`` that is at least ``n``."""
+    return -(-int(n) // divisor) * divisor
+
+
 class PadToGridd(MapTransform):
     """Pad symmetrically to ``grid``, or to the next multiple of ``divisor`` on an axis where a scan is larger.
 
@@ -286,7 +291,7 @@ class PadToGridd(MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         shape = next(d[k] for k in self.key_iterator(d)).shape[1:]
-        target = [max(g, -(-int(n) // self.divisor) * self.divisor) for g, n in zip(self.grid, shape, strict=True)]
+        target = [max(g, _round_up(n, self.divisor)) for g, n in zip(self.grid, shape, strict=True)]
         pad = SpatialPad(spatial_size=target, method="symmetric", mode="constant")
         for key in self.key_iterator(d):
             d[key] = pad(d[key])
@@ -322,7 +327,7 @@ def grid_shape(df: pd.DataFrame, split: str = "train", divisor: int = 16) -> tup
         ras = np.zeros(3, dtype=int)
         ras[axes] = img.shape[:3]
         largest = np.maximum(largest, ras)
-    return tuple(int(-(-n // divisor) * divisor) for n in largest)  # type: ignore[return-value]
+    return tuple(_round_up(n, divisor) for n in largest)  # type: ignore[return-value]
 
 
 class ApplyPetTransform:

@@ -89,11 +89,12 @@ def pick_stage_examples(subjects: pd.DataFrame, k: int = 6) -> pd.DataFrame:
     ['CN', 'MCI', 'AD']
     """
     col = next((c for c in ("stage_cont", "braak") if c in subjects), None)
-    if col is None:
-        rank = subjects["diagnosis"].map({dx: i for i, dx in enumerate(DX_ORDER)})
-        subjects = subjects.assign(_rank=rank.fillna(len(DX_ORDER))).sort_values(["_rank", "subject_id"])
-        col = "_rank"
-    ordered = subjects.sort_values(col, kind="stable").drop(columns="_rank", errors="ignore").reset_index(drop=True)
+    if col is not None:
+        ordered = subjects.sort_values(col).reset_index(drop=True)
+    else:
+        rank = subjects["diagnosis"].map({dx: i for i, dx in enumerate(DX_ORDER)}).fillna(len(DX_ORDER))
+        ordered = subjects.assign(_rank=rank).sort_values(["_rank", "subject_id"]).drop(columns="_rank")
+        ordered = ordered.reset_index(drop=True)
     idx = np.unique(np.round(np.linspace(0, len(ordered) - 1, min(k, len(ordered)))).astype(int))
     return ordered.iloc[idx]
 

@@ -430,9 +430,12 @@ def subject_case(
     ``subject`` is the id, or ``"id (session)"`` for a subject with several scans.
     """
     run_dir = Path(run_dir)
-    pred_of, rows = _prediction_rows(run_dir, split, manifest)
+    return _case(run_dir.name, *_prediction_rows(run_dir, split, manifest), subject, title)
+
+
+def _case(run: str, pred_of: dict[str, str], rows: dict[str, Any], subject: str, title: str) -> dict[str, Any]:
     if subject not in pred_of or subject not in rows:
-        raise TausynthError(f"run {run_dir.name}: no prediction or manifest row for subject {subject}")
+        raise TausynthError(f"run {run}: no prediction or manifest row for subject {subject}")
     row = rows[subject]
     real, affine, _ = load_nifti(row["pet"])
     case: dict[str, Any] = {"real": real, "synthetic": load_nifti(pred_of[subject])[0], "t1": load_nifti(row["t1"])[0],
@@ -460,14 +463,14 @@ def best_worst_cases(
     if m.empty:
         raise TausynthError(f"run {run_dir.name}: no per-subject SUVR metrics to rank")
     best, worst = rank_subjects(m, metric, k=k, higher_is_better=higher_is_better)
-    _, rows = _prediction_rows(run_dir, split, manifest)
+    pred_of, rows = _prediction_rows(run_dir, split, manifest)
     cases = []
     for tag, subjects in (("best", best), ("worst", worst)):
         for sid in subjects:
             score = float(m.loc[m["subject_id"] == sid, metric].mean())
             diagnosis = rows[sid].get("diagnosis", "") if sid in rows else ""
-            cases.append(subject_case(run_dir, sid, f"{tag}: {sid} ({diagnosis})\n{metric} {format_mean_sd(score, math.nan)}",
-                                      split, manifest))
+            title = f"{tag}: {sid} ({diagnosis})\n{metric} {format_mean_sd(score, math.nan)}"
+            cases.append(_case(run_dir.name, pred_of, rows, sid, title))
     return cases
 
 

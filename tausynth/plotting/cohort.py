@@ -15,8 +15,6 @@ from matplotlib.patches import Patch
 from tausynth.data.summary import BRAAK_LABELS
 from tausynth.plotting.scales import PET_CMAP, SUVR_RANGE
 
-PET_RANGE = SUVR_RANGE  # the phantom's reference figures use the book's SUVR scale
-
 
 def plot_stage_by_diagnosis(counts: pd.DataFrame) -> Figure:
     """Stacked bars of Braak stage counts per group (output of ``stage_by_diagnosis``)."""
@@ -38,7 +36,7 @@ def plot_montage(
     pet: Sequence[nib.Nifti1Image],
     titles: Sequence[str],
     cut: tuple[float, float, float] = (-26.0, -20.0, -14.0),
-    pet_range: tuple[float, float] = PET_RANGE,
+    pet_range: tuple[float, float] = SUVR_RANGE,
 ) -> Figure:
     """T1w and PET SUVR of several subjects in three orthogonal cuts (nilearn, one column each).
 

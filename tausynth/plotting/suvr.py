@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from tausynth.plotting.scales import PET_CMAP
+from tausynth.plotting.scales import PET_CMAP, SUVR_RANGE
 from tausynth.suvr import ManufacturerStandardizer, Scan, minmax_normalize
 
 __all__ = [
@@ -51,7 +51,7 @@ def plot_reference_region(
     refmask: np.ndarray,
     t1: np.ndarray | None = None,
     cut: tuple[int, int, int] | None = None,
-    vmax: float = 2.6,
+    vmax: float = SUVR_RANGE[1],
     title: str | None = None,
 ) -> Figure:
     """SUVR map in three planes through the reference region, with the region outlined.
@@ -68,7 +68,7 @@ def plot_reference_region(
         Voxel through which the planes pass; default the reference region's centroid, moved
         sagittally to the centroid of its first-axis half (one cerebellar hemisphere).
     vmax : float, default=2.6
-        Upper end of the SUVR colour scale (lower end 0.4).
+        Upper end of the SUVR colour scale (lower end that of :data:`tausynth.plotting.scales.SUVR_RANGE`).
     """
     ref = np.asarray(refmask) > 0.5
     if cut is None:
@@ -78,7 +78,7 @@ def plot_reference_region(
         x = half[:, 0].mean() if len(half) else idx[:, 0].mean()
         cut = (int(round(x)), int(round(idx[:, 1].mean())), int(round(idx[:, 2].mean())))
     rows = [("T1w", t1, "gray", None, None)] if t1 is not None else []
-    rows.append(("SUVR", suvr_map, PET_CMAP, 0.4, vmax))
+    rows.append(("SUVR", suvr_map, PET_CMAP, SUVR_RANGE[0], vmax))
     fig, axes = plt.subplots(len(rows), 3, figsize=(10, 3.4 * len(rows)), squeeze=False, layout="constrained")
     for r, (label, vol, cmap, lo, hi) in enumerate(rows):
         for c, ((plane, img), (_, ref2d)) in enumerate(zip(_views(vol, cut), _views(ref, cut), strict=True)):
