@@ -3,9 +3,10 @@
 The book is served from ``_build/html`` on a loopback HTTP server; every page is opened and checked
 for images that did not load, console errors, uncaught exceptions, failed requests, internal links
 that lead nowhere, text a reader should never see (a path of the build machine, a traceback, a
-library warning, a table truncated with "…"), a title another page has too, and volume viewers
-that do not draw (their canvas pixels are read after load). A full-page screenshot
-of each page is saved. No browser is ever downloaded: the
+library warning, a table truncated with "…"), a title another page has too, volume viewers
+that do not draw (their canvas pixels are read after load), images that are not captioned figures
+with alt text that describes them, and pages that scroll sideways on a phone (390 px). A full-page
+screenshot of each page is saved at 1280 px and at 390 px. No browser is ever downloaded: the
 system Chromium (``/usr/bin/chromium``) is used through Playwright's ``executable_path``.
 """
 
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urljoin, urlparse
 
 from tausynth.errors import TausynthError
@@ -63,6 +65,7 @@ class PageReport:
     title: str = ""
     viewers: int = 0
     screenshot: Path | None = None
+    phone_screenshot: Path | None = None
 
     @property
     def problems(self) -> list[str]:
@@ -103,6 +106,62 @@ _CANVAS_DRAWN = """() => {
   const colours = new Set();
   for (let i = 0; i < data.length; i += 4 * 31) colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
   return colours.size > 8;
+}"""
+
+
+#: Every image of the page's content, with its alt text and the caption of the figure it is in ("" if none).
+_CONTENT_IMAGES = """els => els.map(img => {
+  const figure = img.closest('figure');
+  const caption = figure && figure.querySelector('figcaption');
+  return [img.getAttribute('src') || '', (img.getAttribute('alt') || '').trim(), caption ? caption.innerText.trim() : ''];
+})"""
+#: Alt text that names a file instead of describing the image.
+_FILE_LIKE_ALT = re.compile(r"(\.(png|jpe?g|svg|gif|webp)$)|(^[0-9a-f]{16,}$)", re.IGNORECASE)
+
+
+def figure_problems(images: list[list[str]]) -> list[str]:
+    """One line per content image without a figure caption or without alt text that describes it.
+
+    ``images`` is ``[src, alt, caption]`` per image.
+
+    Examples
+    --------
+    >>> figure_problems([["a.png", "Bar chart of stages", "Fig. 1 Stages."], ["b.png", "b.png", ""]])
+    ["image without a figure caption: 'b.png'", "image whose alt text is a file name: 'b.png'"]
+    """
+    out = []
+    for src, alt, caption in images:
+        name = src.rsplit("/", 1)[-1]
+        if not caption:
+            out.append(f"image without a figure caption: {name!r}")
+        if not alt:
+            out.append(f"image without alt text: {name!r}")
+        elif _FILE_LIKE_ALT.search(alt) or alt == name:
+            out.append(f"image whose alt text is a file name: {name!r}")
+    return out
+
+
+#: Wider than the viewport: the page's own width, and the first element that sticks out (tag.class) and
+#: is not clipped by a scrolling box of its own (a wide table or equation inside one is fine).
+_OVERFLOW = """() => {
+  const width = window.innerWidth;
+  if (document.documentElement.scrollWidth <= width + 1) return null;
+  const clipped = el => {
+    for (let up = el.parentElement; up && up !== document.body; up = up.parentElement) {
+      if (['auto', 'scroll', 'hidden', 'clip'].includes(getComputedStyle(up).overflowX)) {
+        return up.getBoundingClientRect().right <= width + 1;
+      }
+    }
+    return false;
+  };
+  for (const el of document.querySelectorAll('body *')) {
+    const box = el.getBoundingClientRect();
+    if (box.right > width + 1 && box.width > 0 && !clipped(el)) {
+      const cls = (el.className && typeof el.className === 'string') ? '.' + el.className.trim().split(/\\s+/).join('.') : '';
+      return [document.documentElement.scrollWidth, el.tagName.toLowerCase() + cls];
+    }
+  }
+  return [document.documentElement.scrollWidth, 'no single element'];
 }"""
 
 
@@ -168,6 +227,32 @@ def book_pages(html_dir: Path) -> list[str]:
     return pages
 
 
+#: A file of the repository in a launch or source link: GitHub's and Colab's ``/blob/<branch>/<path>``,
+#: Binder's ``urlpath=tree/<path>``.
+_REPOSITORY_FILE = re.compile(r"/blob/[^/]+/([^?#]+)|[?&]urlpath=(?:lab/)?tree/([^&#]+)")
+
+
+def missing_repository_files(hrefs: list[str], root: Path) -> list[str]:
+    """The launch and source links whose file is not in the repository checked out at ``root``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = (Path(tmp) / "book").mkdir(), (Path(tmp) / "book" / "train.ipynb").write_text("{}")
+    ...     missing_repository_files([
+    ...         "https://colab.research.google.com/github/o/r/blob/main/book/train.ipynb",
+    ...         "https://mybinder.org/v2/gh/o/r/main?urlpath=tree/book/runs/x.ipynb"], Path(tmp))
+    ['https://mybinder.org/v2/gh/o/r/main?urlpath=tree/book/runs/x.ipynb']
+    """
+    missing = []
+    for href in hrefs:
+        found = _REPOSITORY_FILE.search(href) if urlparse(href).scheme in ("http", "https") else None
+        if found and not (root / unquote(found.group(1) or found.group(2))).exists():
+            missing.append(href)
+    return sorted(set(missing))
+
+
 def _dead_links(html_dir: Path, page: str, hrefs: list[str]) -> list[str]:
     dead = []
     for href in hrefs:
@@ -187,6 +272,7 @@ def check_book(
     screenshots: str | Path | None = None,
     min_images: dict[str, int] | None = None,
     executable_path: str | None = None,
+    repository: str | Path | None = None,
 ) -> list[PageReport]:
     """Open every page of a rendered book in headless Chromium and check it.
 
@@ -201,6 +287,10 @@ def check_book(
         training page its figures).
     executable_path : str, optional
         Chromium to use (default: the system one).
+    repository : path, optional
+        The checkout the book was built from: launch and source links (Colab, Binder, GitHub) must
+        name files in it. Default: two folders above ``html_dir`` when that holds a ``_config.yml``
+        (``<checkout>/_build/html``); otherwise these links are not checked.
 
     Returns
     -------
@@ -216,6 +306,9 @@ def check_book(
     html_dir = Path(html_dir).resolve()
     if not (html_dir / "index.html").is_file():
         raise TausynthError(f"{html_dir}: no rendered book (index.html missing) — run 'tausynth book build'")
+    if repository is None and (html_dir.parents[1] / "_config.yml").is_file():
+        repository = html_dir.parents[1]
+    repository = Path(repository) if repository is not None else None
     chromium = executable_path or find_chromium()
     if chromium is None:
         raise TausynthError("no system Chromium found (install Debian's 'chromium' package)")
@@ -243,24 +336,67 @@ def check_book(
                     "img", "els => els.map(e => [e.getAttribute('src'), e.naturalWidth])")
                 report.images = len(images)
                 report.broken_images = [src for src, width in images if not width]
+                # the page's own content: the theme's header (launch-button logos) is not a figure
+                figures = figure_problems(page.eval_on_selector_all(
+                    "article img" if page.query_selector("article") else "main img", _CONTENT_IMAGES))
                 hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.getAttribute('href'))")
                 report.dead_links = _dead_links(html_dir, landed or rel, hrefs)
+                if repository is not None:
+                    report.dead_links += [f"{h} (not in the repository)" for h in missing_repository_files(hrefs, repository)]
                 report.title = page.title() if not landed or landed == rel else ""  # a redirect has its target's
                 text = page.evaluate("(document.querySelector('main') || document.body).innerText")
                 truncated = page.eval_on_selector_all(
                     "table td, table th", "els => els.filter(e => ['...', '…'].includes(e.innerText.trim())).length")
-                report.forbidden_text = forbidden_text(text, truncated)
+                report.forbidden_text = forbidden_text(text, truncated) + figures
                 report.viewers, blank = _blank_viewers(page)
                 if blank:
                     report.forbidden_text.append(f"{blank} of {report.viewers} volume viewer(s) drew nothing")
-                report.screenshot = shots / (re.sub(r"[^A-Za-z0-9._-]", "_", rel[:-5]) + ".png")
-                page.screenshot(path=str(report.screenshot), full_page=True)
+                report.screenshot = shots / (_shot_name(rel) + ".png")
+                _screenshot(page, report.screenshot)
                 for pattern, least in (min_images or {}).items():
                     if re.search(pattern, rel) and report.images < least:
                         report.broken_images.append(f"only {report.images} image(s), expected ≥ {least}")
                 page.close()
                 reports.append(report)
+            _phone_pass(browser, base, reports, shots)
         finally:
             browser.close()
     _duplicate_titles(reports)
     return reports
+
+
+PHONE = {"width": 390, "height": 844}
+#: Chromium renders a full-page screenshot as one bitmap: the longest pages are cut here.
+MAX_SHOT_HEIGHT = 16000
+
+
+def _shot_name(rel: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", rel[:-5])
+
+
+def _screenshot(page: Any, path: Path) -> None:
+    """A full-page PNG, down to :data:`MAX_SHOT_HEIGHT` pixels."""
+    height = page.evaluate("document.documentElement.scrollHeight")
+    width = page.viewport_size["width"]
+    if height <= MAX_SHOT_HEIGHT:
+        page.screenshot(path=str(path), full_page=True)
+    else:
+        page.screenshot(path=str(path), full_page=True, clip={"x": 0, "y": 0, "width": width, "height": MAX_SHOT_HEIGHT})
+
+
+def _phone_pass(browser: Any, base: str, reports: list[PageReport], shots: Path) -> None:
+    """Open every page again at phone width (390 px): the page must not scroll sideways; a screenshot each."""
+    context = browser.new_context(viewport=PHONE, device_scale_factor=1)
+    try:
+        for report in reports:
+            page = context.new_page()
+            page.goto(urljoin(base, report.page), wait_until="networkidle")
+            wide = page.evaluate(_OVERFLOW)
+            if wide:
+                report.forbidden_text.append(
+                    f"scrolls sideways at {PHONE['width']} px: the page is {wide[0]} px wide ({wide[1]} sticks out)")
+            report.phone_screenshot = shots / f"{_shot_name(report.page)}@{PHONE['width']}.png"
+            _screenshot(page, report.phone_screenshot)
+            page.close()
+    finally:
+        context.close()

@@ -123,7 +123,15 @@ def test_browser_check_reports_broken_images_and_dead_links(tmp_path: Path) -> N
         "<pre>Traceback (most recent call last):</pre><p>UserWarning: slow</p>"
         "<table><tr><td>1</td><td>…</td></tr></table></main></body></html>")
     (tmp_path / "b.html").write_text("<html><head><title>Same</title></head><body>fine</body></html>")
-    report, a, b = check_book(tmp_path, tmp_path / "shots")
+    import base64
+
+    (tmp_path / "dot.png").write_bytes(base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="))
+    (tmp_path / "c.html").write_text(
+        "<html><head><title>C</title></head><body><main>"
+        "<figure><img src='dot.png' alt='dot.png'><figcaption>Fig. 1 A dot.</figcaption></figure>"
+        "<img src='dot.png' alt='One black dot'><div class='wide' style='width:900px'>wide</div></main></body></html>")
+    report, a, b, c = check_book(tmp_path, tmp_path / "shots")
     text = "\n".join(report.problems)
     assert "image did not load: missing.png" in text
     assert "internal link leads nowhere: nowhere.html" in text
@@ -136,6 +144,11 @@ def test_browser_check_reports_broken_images_and_dead_links(tmp_path: Path) -> N
         "a.html: title 'Same' is also the title of b.html",
     ]
     assert b.problems == ["b.html: title 'Same' is also the title of a.html"]
+    assert c.problems[:2] == ["c.html: image whose alt text is a file name: 'dot.png'",
+                              "c.html: image without a figure caption: 'dot.png'"]
+    assert len(c.problems) == 3 and c.problems[2].startswith("c.html: scrolls sideways at 390 px: the page is 9")
+    assert c.problems[2].endswith("(div.wide sticks out)")
+    assert c.phone_screenshot is not None and c.phone_screenshot.is_file()
 
 
 def test_cache_key_covers_notebook_parameters_and_dependencies(
