@@ -8,6 +8,7 @@ since their last success), and ``tausynth book build`` renders the executed note
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -680,7 +681,11 @@ def _write_toc(template: Path, dest: Path, runs: list[Chapter]) -> None:
 
 
 def _write_titled(notebook: Path, dest: Path, title: str) -> None:
-    """Copy an executed run page with its run's title as the page title (the template's is generic)."""
+    """Copy an executed run page with its run's title as the page title (the template's is generic).
+
+    Figure labels are global in Sphinx, and every run page comes from the same template: each page's
+    figure names (and the ``{numref}`` references to them) get the page's name as a prefix.
+    """
     nb = json.loads(notebook.read_text(encoding="utf-8"))
     first = next((c for c in nb["cells"] if c["cell_type"] == "markdown"), None)
     if first is not None:
@@ -688,7 +693,30 @@ def _write_titled(notebook: Path, dest: Path, title: str) -> None:
         if lines and lines[0].startswith("# "):
             lines[0] = f"# {title}\n"
             first["source"] = lines
+    renamed = {}
+    for cell in nb["cells"]:
+        figure = cell.get("metadata", {}).get("mystnb", {}).get("figure", {})
+        if figure.get("name"):
+            renamed[figure["name"]] = figure["name"] = f"{dest.stem}-{figure['name']}"
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            text = "".join(cell["source"])
+            for old, new in renamed.items():
+                text = text.replace(f"{{numref}}`{old}`", f"{{numref}}`{new}`")
+            cell["source"] = text.splitlines(keepends=True)
     dest.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def glued_png(notebook: Path, name: str) -> bytes | None:
+    """The PNG of the figure an executed notebook glued (MyST-NB ``glue``) under ``name``, or None."""
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            glued = (output.get("metadata") or {}).get("scrapbook") or {}
+            png = (output.get("data") or {}).get("image/png")
+            if glued.get("name") == name and png:
+                return base64.b64decode("".join(png) if isinstance(png, list) else png)
+    return None
 
 
 def stage_sources(root: str | Path = ".") -> Path:
@@ -728,7 +756,15 @@ def stage_sources(root: str | Path = ".") -> Path:
             f"not executed yet: {', '.join(missing)} — run 'tausynth book run' first"
         )
     _write_toc(root / "_toc.yml", src / "_toc.yml", runs)
+    downloads = root / BUILD / "downloads"
+    if downloads.is_dir():  # the chapters' {download} links name /downloads/... from the source root
+        shutil.copytree(downloads, src / "downloads")
     intro = src / "book" / "intro.md"
+    results = src / "book" / "results.ipynb"
+    figure = glued_png(results, "tracking_figure") if results.is_file() else None
+    if figure is not None:  # the intro shows the results chapter's key figure as a numbered figure
+        (src / "book" / "_generated").mkdir(exist_ok=True)
+        (src / "book" / "_generated" / "tracking_figure.png").write_bytes(figure)
     if intro.is_file():
         intro.write_text(_chapter_times(intro.read_text(encoding="utf-8"), record), encoding="utf-8")
     index = src / "book" / "training.md"

@@ -72,6 +72,7 @@ __all__ = [
     "simulate_scans",
     "suvr",
     "travelling_comparison",
+    "voxel_means",
 ]
 
 FORMAT_VERSION = 1
@@ -830,6 +831,26 @@ def fit_on_scans(
         [s.pet for s in scans], [s.mask for s in scans], [s.manufacturer for s in scans],
         subject_ids=[s.subject_id for s in scans],
     )
+
+
+def voxel_means(
+    scans: Iterable[Scan], standardizer: ManufacturerStandardizer, reference: str | None = None
+) -> pd.DataFrame:
+    """Mean brain-mask voxel SUVR per manufacturer (voxels pooled over its scans), raw and standardized.
+
+    Columns ``scans``, ``raw`` and ``standardized`` (standardized, then put on the ``reference``
+    manufacturer's scale); one row per manufacturer. The means of the voxel histograms of the SUVR
+    chapter.
+    """
+    raw: dict[str, list[np.ndarray]] = {}
+    std: dict[str, list[np.ndarray]] = {}
+    for s in scans:
+        raw.setdefault(s.manufacturer, []).append(s.pet[s.mask])
+        std.setdefault(s.manufacturer, []).append(
+            standardizer.to_reference_scale(s.pet, s.manufacturer, reference, subject=s.subject_id)[s.mask])
+    rows = {m: {"scans": len(raw[m]), "raw": float(np.concatenate(raw[m]).mean()),
+                "standardized": float(np.concatenate(std[m]).mean())} for m in sorted(raw)}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("manufacturer")
 
 
 def roi_table(

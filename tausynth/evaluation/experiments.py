@@ -39,12 +39,14 @@ __all__ = [
     "E1_LOSSES",
     "NOT_RUN",
     "baseline_comparison",
+    "baseline_summary",
     "best_worst_cases",
     "budget_table",
     "e1_tables",
     "e1_tests",
     "e2_table",
     "e3_table",
+    "e4_summary",
     "e4_table",
     "limitations",
     "pick_reference_run",
@@ -300,6 +302,63 @@ def baseline_comparison(
     return out[["run", "baseline", "metric", "run_mean", "baseline_mean", "improvement", "n", "p_value", "status"]]
 
 
+def baseline_summary(comparison: pd.DataFrame) -> pd.DataFrame:
+    """One row per run, one column per baseline: the metrics on which the run is significantly better or worse.
+
+    ``comparison`` is :func:`baseline_comparison`'s table (one row per run, baseline and metric).
+
+    Examples
+    --------
+    >>> rows = [("u", "baseline-mean-image", m, s) for m, s in (("ssim", "neutral"), ("psnr", "supports"),
+    ...                                                          ("mae", "contradicts"))]
+    >>> table = pd.DataFrame(rows, columns=["run", "baseline", "metric", "status"])
+    >>> baseline_summary(table).loc["u", "vs mean-image"]
+    'better: PSNR; worse: MAE'
+    """
+    if comparison.empty:
+        return pd.DataFrame()
+
+    def verdict(group: pd.DataFrame) -> str:
+        parts = []
+        for status, word in (("supports", "better"), ("contradicts", "worse")):
+            metrics = [m.upper() for m in group.loc[group["status"] == status, "metric"]]
+            if metrics:
+                parts.append(f"{word}: {', '.join(metrics)}")
+        return "; ".join(parts) or "no significant difference"
+
+    out = comparison.groupby(["run", "baseline"], sort=True)[["metric", "status"]].apply(verdict).unstack("baseline")
+    out.columns = [f"vs {c.removeprefix('baseline-')}" for c in out.columns]
+    out.columns.name = None
+    return out
+
+
+def e4_summary(e4: pd.DataFrame) -> pd.DataFrame:
+    """E4 in one row per run: Pearson r of synthetic and real SUVR per region, and the positivity κ.
+
+    ``e4`` is :func:`e4_table`'s table.
+
+    Examples
+    --------
+    >>> e4 = pd.DataFrame({"run": ["u", "u"], "region": ["braak1", "metatemporal"], "pearson_r": [0.1, 0.5],
+    ...                    "kappa": [0.2, 0.2]})
+    >>> e4_summary(e4).round(2).to_dict("index")
+    {'u': {'r braak1': 0.1, 'r metatemporal': 0.5, 'κ tau-positive': 0.2}}
+    >>> list(e4_summary(e4.assign(pearson_r=float("nan"))).columns)  # too few subjects for r
+    ['r braak1', 'r metatemporal', 'κ tau-positive']
+    """
+    if e4.empty:
+        return pd.DataFrame()
+    regions = list(dict.fromkeys(e4["region"].astype(str)))
+    # a pivot, not pivot_table: r is NaN with too few subjects, and such a region keeps its column
+    out = e4.assign(region=e4["region"].astype(str)).drop_duplicates(["run", "region"]).pivot(
+        index="run", columns="region", values="pearson_r").reindex(columns=regions)
+    out.columns = [f"r {c}" for c in out.columns]
+    if "kappa" in e4:
+        out["κ tau-positive"] = e4.groupby("run")["kappa"].first()
+    out.columns.name = None
+    return out
+
+
 def limitations(collection: Collection, alpha: float = ALPHA, baselines: pd.DataFrame | None = None) -> list[str]:
     """Sentences, each computed from the collection, on why verdicts may be inconclusive here.
 
@@ -427,6 +486,8 @@ def subject_case(
 ) -> dict[str, Any]:
     """One subject of a run as a case for the figures and viewers: real and synthetic SUVR, T1, affine, mask, title.
 
+    The case also names its ``subject`` and the ``paths`` of the T1, real and synthetic PET files.
+
     ``subject`` is the id, or ``"id (session)"`` for a subject with several scans.
     """
     run_dir = Path(run_dir)
@@ -439,7 +500,8 @@ def _case(run: str, pred_of: dict[str, str], rows: dict[str, Any], subject: str,
     row = rows[subject]
     real, affine, _ = load_nifti(row["pet"])
     case: dict[str, Any] = {"real": real, "synthetic": load_nifti(pred_of[subject])[0], "t1": load_nifti(row["t1"])[0],
-                            "affine": affine, "title": title}
+                            "affine": affine, "title": title, "subject": subject,
+                            "paths": {"t1": row["t1"], "real": row["pet"], "synthetic": pred_of[subject]}}
     if isinstance(row.get("mask", ""), str) and row.get("mask", ""):
         case["mask"] = load_nifti(row["mask"])[0] > 0.5
     return case

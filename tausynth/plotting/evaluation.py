@@ -28,6 +28,7 @@ __all__ = [
     "plot_residuals_by_group",
     "plot_roi_by_stage",
     "plot_roi_scatter",
+    "plot_runs_on_subject",
     "plot_subject_slices",
     "plot_tracking",
 ]
@@ -292,6 +293,54 @@ def plot_subject_slices(
                         ha="right", va="center", fontsize=8)
     fig.colorbar(im_s, ax=axes[:, :6].ravel().tolist(), shrink=0.7, label="SUVR", location="bottom")
     fig.colorbar(im_d, ax=axes[:, 6:].ravel().tolist(), shrink=0.7, label="synthetic − real (SUVR)", location="bottom")
+    return fig
+
+
+def plot_runs_on_subject(
+    real: np.ndarray,
+    synthetic: Mapping[str, np.ndarray],
+    mask: np.ndarray | None = None,
+    title: str = "",
+    ncols: int = 5,
+    vmin: float = SUVR_RANGE[0],
+    vmax: float = SUVR_RANGE[1],
+) -> Figure:
+    """Small multiples: one subject's real PET and every run's synthetic PET, coronal and axial, on one SUVR scale.
+
+    Parameters
+    ----------
+    real : ndarray
+        The subject's real SUVR volume (X, Y, Z), RAS.
+    synthetic : mapping of str to ndarray
+        Run name -> its synthetic SUVR volume of the same subject, on the same grid.
+    mask : ndarray, optional
+        Brain mask: the slices pass through its centre (default: the non-zero voxels of ``real``).
+    title : str
+    ncols : int, default 5
+        Volumes per row of panels (each volume takes two rows: coronal above axial).
+    vmin, vmax : float
+        The SUVR scale, the book's fixed one by default.
+    """
+    if not synthetic:
+        raise TausynthError("no synthetic volumes to show")
+    volumes = {"real PET": np.asarray(real, dtype=float), **{k: np.asarray(v, dtype=float) for k, v in synthetic.items()}}
+    inside = np.asarray(mask if mask is not None else volumes["real PET"] != 0, dtype=bool)
+    _, j, k = (int(round(c)) for c in np.argwhere(inside).mean(axis=0))
+    nrows = -(-len(volumes) // ncols)
+    fig, axes = plt.subplots(2 * nrows, ncols, figsize=(2.2 * ncols, 4.3 * nrows + 0.8), squeeze=False,
+                             layout="constrained")
+    for ax in axes.ravel():
+        ax.axis("off")
+    im = None
+    for n, (name, vol) in enumerate(volumes.items()):
+        r, c = 2 * (n // ncols), n % ncols
+        im = axes[r, c].imshow(vol[:, j, :].T, origin="lower", cmap=PET_CMAP, vmin=vmin, vmax=vmax)
+        axes[r + 1, c].imshow(vol[:, :, k].T, origin="lower", cmap=PET_CMAP, vmin=vmin, vmax=vmax)
+        axes[r, c].set_title(name.replace("-standardize", "").replace("-s", " s", 1) if n else name,
+                             fontsize=8, fontweight="bold" if n == 0 else "normal")
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.5, label="SUVR", location="bottom")
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig
 
 

@@ -18,6 +18,7 @@ from tausynth.plotting.scales import DIFF_CMAP, PET_CMAP, SUVR_DIFF, SUVR_RANGE
 __all__ = [
     "PLANE_COLOURS",
     "plot_losses",
+    "plot_prediction_examples",
     "plot_prediction_grid",
     "plot_schedule",
     "plot_shares",
@@ -27,6 +28,7 @@ __all__ = [
 
 PLANE_COLOURS = {"axial": "#4c72b0", "coronal": "#dd8452", "sagittal": "#55a868"}
 _COMPONENTS = ("loss", "mse", "ssim_loss", "perceptual")
+PLANES_SHOWN = ("sagittal", "coronal", "axial")  # the order of _cuts
 
 
 def schedule_table(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -180,6 +182,41 @@ def _cuts(volume: np.ndarray) -> list[np.ndarray]:
     return [np.rot90(volume[x, :, :]), np.rot90(volume[:, y, :]), np.rot90(volume[:, :, z])]
 
 
+def _prediction_columns(
+    t1: np.ndarray, pet: np.ndarray, pred: np.ndarray, space: str, pet_range: tuple[float, float] | None
+) -> list[tuple[str, np.ndarray, str, tuple[float, float] | None]]:
+    """The four columns of a prediction figure: (title, volume, colour map, display range)."""
+    suvr = space == "SUVR"
+    lo, hi = pet_range or (SUVR_RANGE if suvr else (float(np.percentile(pet, 1)), float(np.percentile(pet, 99.5))))
+    diff = pred - pet
+    dmax = SUVR_DIFF if suvr else (float(np.percentile(np.abs(diff), 99.5)) or 1.0)
+    return [
+        ("MRI (T1w)", t1, "gray", None),
+        (f"real PET ({space})", pet, PET_CMAP, (lo, hi)),
+        (f"synthetic PET ({space})", pred, PET_CMAP, (lo, hi)),
+        (f"synthetic − real ({space})", diff, DIFF_CMAP, (-dmax, dmax)),
+    ]
+
+
+def _prediction_panels(fig: Figure, axes: np.ndarray, rows: list[tuple[str, list[Any]]], space: str) -> None:
+    """Fill a rows × 4 grid of axes; ``rows`` is (row label, the four columns at that row's cut)."""
+    for i, (label, columns) in enumerate(rows):
+        for j, (name, cut, cmap, vrange) in enumerate(columns):
+            ax = axes[i, j]
+            kw = {} if vrange is None else {"vmin": vrange[0], "vmax": vrange[1]}
+            im = ax.imshow(cut, cmap=cmap, **kw)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(name, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(label, fontsize=9)
+            if j > 0 and i == len(rows) - 1:
+                bar = fig.colorbar(im, ax=axes[:, j].tolist(), shrink=0.6, location="bottom", pad=0.03)
+                bar.set_label(space, fontsize=8)
+                bar.ax.xaxis.set_major_locator(MaxNLocator(3))  # a narrow bar: few ticks, or they run together
+
+
 def plot_prediction_grid(
     t1: np.ndarray,
     pet: np.ndarray,
@@ -202,34 +239,48 @@ def plot_prediction_grid(
         (:data:`tausynth.plotting.scales.SUVR_RANGE`, the same for every subject and run), and for
         another space the 1st–99.5th percentile of the real PET.
     """
-    suvr = space == "SUVR"
-    lo, hi = pet_range or (SUVR_RANGE if suvr else (float(np.percentile(pet, 1)), float(np.percentile(pet, 99.5))))
-    diff = pred - pet
-    dmax = SUVR_DIFF if suvr else (float(np.percentile(np.abs(diff), 99.5)) or 1.0)
-    columns = [
-        ("MRI (T1w)", t1, "gray", None),
-        (f"real PET ({space})", pet, PET_CMAP, (lo, hi)),
-        (f"synthetic PET ({space})", pred, PET_CMAP, (lo, hi)),
-        (f"synthetic − real ({space})", diff, DIFF_CMAP, (-dmax, dmax)),
-    ]
+    columns = _prediction_columns(t1, pet, pred, space, pet_range)
+    rows = [(plane, [(name, _cuts(vol)[k], cmap, vrange) for name, vol, cmap, vrange in columns])
+            for k, plane in enumerate(PLANES_SHOWN)]
     fig, axes = plt.subplots(3, 4, figsize=(10, 7.2))
-    for j, (name, vol, cmap, vrange) in enumerate(columns):
-        for i, (plane, cut) in enumerate(zip(("sagittal", "coronal", "axial"), _cuts(vol), strict=True)):
-            ax = axes[i, j]
-            kw = {} if vrange is None else {"vmin": vrange[0], "vmax": vrange[1]}
-            im = ax.imshow(cut, cmap=cmap, **kw)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(name, fontsize=9)
-            if j == 0:
-                ax.set_ylabel(plane)
-        if j > 0:
-            bar = fig.colorbar(im, ax=axes[:, j].tolist(), shrink=0.6, location="bottom", pad=0.03)
-            bar.set_label(space, fontsize=8)
-            bar.ax.xaxis.set_major_locator(MaxNLocator(3))  # a narrow bar: few ticks, or they run together
+    _prediction_panels(fig, axes, rows, space)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def plot_prediction_examples(
+    examples: Sequence[Mapping[str, Any]], plane: str = "axial", title: str = "", pet_range: tuple[float, float] | None = None
+) -> Figure:
+    """Small multiples: one row per subject (MRI, real PET, synthetic PET, difference) at one middle plane.
+
+    Parameters
+    ----------
+    examples : sequence of mapping
+        As :func:`tausynth.training.prediction_examples` returns them (``t1``, ``pet``, ``pred``,
+        ``space``, ``subject_id``, ``manufacturer``); all in the same intensity space.
+    plane : {"sagittal", "coronal", "axial"}
+    title : str
+    pet_range : (float, float), optional
+        As in :func:`plot_prediction_grid`; with the default, every row shares one scale.
+    """
+    if plane not in PLANES_SHOWN:
+        raise ValueError(f"plane must be one of {', '.join(PLANES_SHOWN)}, got {plane!r}")
+    if not examples:
+        raise ValueError("no examples to plot")
+    k = PLANES_SHOWN.index(plane)
+    space = str(examples[0]["space"])
+    first = _prediction_columns(examples[0]["t1"], examples[0]["pet"], examples[0]["pred"], space, pet_range)
+    ranges = pet_range or first[1][3]  # one PET scale for every row, so the rows can be compared
+    rows = []
+    for ex in examples:
+        columns = _prediction_columns(ex["t1"], ex["pet"], ex["pred"], space, ranges)
+        columns[3] = (*columns[3][:3], first[3][3])  # and one difference scale
+        label = f"{ex['subject_id']}\n{ex.get('manufacturer', '')}".strip()
+        rows.append((label, [(name, _cuts(vol)[k], cmap, vrange) for name, vol, cmap, vrange in columns]))
+    fig, axes = plt.subplots(len(rows), 4, figsize=(9, 2.3 * len(rows) + 1.2), squeeze=False)
+    _prediction_panels(fig, axes, rows, space)
+    fig.suptitle(title or f"{plane} middle slice")
     return fig
 
 

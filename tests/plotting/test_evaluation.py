@@ -103,3 +103,20 @@ def test_roi_stage_panels_of_real_and_synthetic_share_their_range():
     synthetic = plot_roi_by_stage(frame, column="synthetic", ncols=1).axes[0].get_ylim()
     # before: the flat synthetic column got its own 1.15-1.17 axis and looked like structure
     assert real == synthetic and real[0] < 1.0 and real[1] > 2.2
+
+
+def test_runs_on_subject_are_small_multiples_on_the_fixed_scale() -> None:
+    from tausynth.plotting.evaluation import plot_runs_on_subject
+    from tausynth.plotting.scales import SUVR_RANGE
+
+    real = np.zeros((10, 12, 8))
+    real[2:8, 3:9, 2:6] = 1.5
+    runs = {f"unet-{k}-standardize-s42": real * (1 + 0.1 * i) for i, k in enumerate(("none", "2d", "2.5d", "3d", "cyclic", "x"))}
+    fig = plot_runs_on_subject(real, runs, ncols=4)
+    shown = [ax for ax in fig.axes if ax.images and ax.get_label() != "<colorbar>"]
+    assert len(shown) == 2 * 7  # coronal and axial for the real PET and six runs
+    assert {ax.images[0].get_clim() for ax in shown} == {SUVR_RANGE}
+    titles = [ax.get_title() for ax in shown if ax.get_title()]
+    assert titles[0] == "real PET" and titles[1] == "unet-none s42"
+    with pytest.raises(TausynthError):
+        plot_runs_on_subject(real, {})

@@ -8,6 +8,7 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tausynth.losses.schedule import switch_epochs
 from tausynth.plotting import training as figs
@@ -74,3 +75,24 @@ def test_prediction_grid_shows_suvr_on_the_books_fixed_scale_for_every_subject()
         real, synthetic, diff = (fig.axes[i].get_images()[0] for i in (1, 2, 3))
         assert real.get_clim() == synthetic.get_clim() == SUVR_RANGE
         assert diff.get_clim() == (-SUVR_DIFF, SUVR_DIFF)
+
+
+def test_prediction_examples_are_small_multiples_on_one_scale() -> None:
+    rng = np.random.default_rng(1)
+    examples = [{"subject_id": f"s{i}", "manufacturer": "GE", "space": "min-max",
+                 "t1": rng.random((8, 10, 6)), "pet": scale * rng.random((8, 10, 6)),
+                 "pred": scale * rng.random((8, 10, 6))} for i, scale in enumerate((1.0, 3.0))]
+    fig = figs.plot_prediction_examples(examples, plane="coronal")
+    panels = [ax for ax in fig.axes if ax.images and ax.get_label() != "<colorbar>"][:8]
+    assert [ax.get_ylabel() for ax in panels[::4]] == ["s0\nGE", "s1\nGE"]
+    assert panels[1].images[0].get_clim() == panels[5].images[0].get_clim()  # real PET, both rows
+    assert panels[3].images[0].get_clim() == panels[7].images[0].get_clim()  # difference, both rows
+    assert panels[1].images[0].get_array().shape == np.rot90(examples[0]["pet"][:, 5, :]).shape
+
+
+@pytest.mark.parametrize("bad, message", [({"plane": "oblique"}, "plane must be one of"), ({"examples": []}, "no examples")])
+def test_prediction_examples_reject_bad_input(bad: dict, message: str) -> None:
+    vol = np.zeros((4, 4, 4))
+    kwargs = {"examples": [{"subject_id": "s", "space": "SUVR", "t1": vol, "pet": vol, "pred": vol}], **bad}
+    with pytest.raises(ValueError, match=message):
+        figs.plot_prediction_examples(**kwargs)
