@@ -1,4 +1,4 @@
-"""Speed of the synthetic cohort generator (phantom.md §5: goal <= 1 s per subject on 2 cores).
+"""Speed of the synthetic cohort generator (goal: <= 1 s per subject on 2 cores).
 
 Prints the template build time, the seconds per subject for 2 mm + 4 mm images (+ ROI table),
 and the cost of writing a 4 mm cohort to disk. Never run as a test.

@@ -279,11 +279,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from tausynth.evaluation.collect import evaluate_cached, evaluation_dir
 
     # Missing or stale predictions are written first (predict_run), announced in one line.
-    ev, _ = evaluate_cached(args.run, args.manifest, args.split, cut=args.cut, out=args.out,
-                                 figures=not args.no_figures, force=True)
+    ev, _ = evaluate_cached(args.run, args.manifest, args.split, cut=args.cut, out=args.out, force=True)
+    out = Path(args.out) if args.out else evaluation_dir(args.run, args.split)
+    if not args.no_figures:
+        import pandas as pd
+
+        from tausynth.data.manifest import load_manifest
+        from tausynth.evaluation.collect import run_manifest
+        from tausynth.evaluation.evaluate import prediction_files
+        from tausynth.plotting.evaluation import write_run_figures
+        from tausynth.training.run import RunPaths
+
+        predictions = pd.read_csv(RunPaths(args.run).predictions_table(args.split), keep_default_na=False)
+        files = prediction_files(predictions, load_manifest(run_manifest(args.run, args.manifest)))
+        ev.files += write_run_figures(ev, out / "figures", files)
     for _, row in ev.summary.iterrows():
         print(f"{row['kind']:12s} n={row['n_subjects']}  SSIM {row['ssim']}  PSNR {row['psnr']} dB  MAE {row['mae']} SUVR")
     if not ev.agreement.empty:
@@ -295,7 +309,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         k = ev.positivity[ev.positivity["group"] == "all"].iloc[0]
         print(f"tau positivity (meta-temporal SUVR > {k['cut']:g}): kappa {k['kappa']:.3f}, "
               f"{k['percent_agreement']:.0f} % agreement")
-    out = args.out or evaluation_dir(args.run, args.split)
     n_csv = sum(p.suffix == ".csv" for p in ev.files)
     print(f"wrote {n_csv} tables and {len(ev.files) - n_csv} figures to {out}")
     return 0

@@ -7,7 +7,7 @@ Three profiles ship as package data (``tausynth/profiles/*.yaml``):
 ``demo``
     ``make book`` on a laptop CPU: 96 synthetic subjects at 4 mm, small networks, 15 short epochs.
 ``paper``
-    The official hyper-parameters (paper-spec §5), verbatim, for GPUs and real data.
+    The official hyper-parameters, verbatim, for GPUs and real data.
 
 Examples
 --------
@@ -33,19 +33,20 @@ from typing import Any, TypeVar
 import yaml
 
 from tausynth.errors import TausynthError
+from tausynth.vocabulary import (  # noqa: F401 (re-exported: the config's vocabulary)
+    CACHE_MODES,
+    MODELS,
+    NORMALISATIONS,
+    PERCEPTUAL_MODES,
+    PLANES,
+    SLICE_SCALINGS,
+)
 
 PROFILES = ("smoke", "demo", "study", "paper")
 #: Largest ``training.max_epochs`` accepted (the paper trains for 1000).
 MAX_EPOCHS = 100_000
 #: A profile YAML may name another under this key: its configuration (not its runs) is the base.
 BASE_KEY = "base"
-NORMALISATIONS = ("standardize", "minmax")
-PERCEPTUAL_MODES = ("none", "2d", "2.5d", "cyclic", "3d")
-PLANES = ("axial", "coronal", "sagittal")
-SLICE_SCALINGS = ("slice", "volume")
-"""How the 2D perceptual term scales a slice to [0, 1]: by its own min and max (Algorithm 1), or by
-the target volume's (beyond the paper)."""
-MODELS = ("unet", "unetr", "swinunetr", "pix2pix", "cyclegan")
 VAL_REDUCTIONS = ("batch_mean", "sample_mean")
 EARLY_STOPPING_RULES = ("official", "third_axial")
 PADDING_MODES = ("zeros", "border", "reflection")  # of the elastic and affine augmentations
@@ -132,7 +133,7 @@ class ModelConfig:
     swin_num_heads: tuple[int, int, int, int] = (3, 6, 12, 24)
     window_size: int = 7  # SwinUNETR's attention window (MONAI's default and the paper's)
     use_checkpoint: bool = False
-    # Pix2Pix / CycleGAN (paper-spec §6: the original papers' defaults)
+    # Pix2Pix / CycleGAN (the original papers' defaults)
     gan_mode: str = "lsgan"
     lambda_l1: float = 100.0
     lambda_cycle: float = 10.0
@@ -294,7 +295,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "profile": PROFILES,
     "normalisation": NORMALISATIONS,
     "data.source": ("synthetic", "manifest"),
-    "data.cache": ("none", "memory", "disk"),
+    "data.cache": CACHE_MODES,
     "data.augment_padding": PADDING_MODES,
     "model.name": MODELS,
     "loss.perceptual": PERCEPTUAL_MODES,

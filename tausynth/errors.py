@@ -24,3 +24,16 @@ class ValidationErrors(TausynthError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
+
+
+def subject_prefix(subject: object | None) -> str:
+    """``"subject X: "`` to begin an error message about subject ``X``, or ``""`` when there is none.
+
+    Examples
+    --------
+    >>> subject_prefix("sub-07") + "no brain voxel"
+    'subject sub-07: no brain voxel'
+    >>> subject_prefix(None)
+    ''
+    """
+    return "" if subject is None else f"subject {subject}: "

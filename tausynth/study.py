@@ -93,7 +93,8 @@ def run_study(
         Run name to its provenance status (``"finished"``, or ``"paused"`` for a run stopped by
         its time limit).
     """
-    from tausynth.book import _threads_per_job, ensure_cohort
+    from tausynth.book import _threads_per_job
+    from tausynth.data.cohort import ensure_cohort
 
     if jobs < 1:
         raise TausynthError(f"jobs must be at least 1, got {jobs}")

@@ -313,10 +313,10 @@ class _FakeChild:
 def test_parallel_scheduler_respects_dependencies_jobs_and_exclusive_chapters(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(book.subprocess, "Popen", _FakeChild)
-    monkeypatch.setattr(book.time, "sleep", lambda s: None)
+    monkeypatch.setattr(book.executor.subprocess, "Popen", _FakeChild)
+    monkeypatch.setattr(book.executor.time, "sleep", lambda s: None)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(book, "_threads_per_job", lambda jobs: 4 // jobs)
+    monkeypatch.setattr(book.executor, "_threads_per_job", lambda jobs: 4 // jobs)
     chapters = [
         book.Chapter("data", "d.ipynb"), book.Chapter("suvr", "s.ipynb"),
         book.Chapter("loss", "l.ipynb", exclusive=True),
@@ -363,8 +363,8 @@ def test_parallel_scheduler_respects_dependencies_jobs_and_exclusive_chapters(
 def test_scheduler_runs_the_exclusive_chapters_inputs_first_then_the_longest_chapters(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(book.subprocess, "Popen", _FakeChild)
-    monkeypatch.setattr(book.time, "sleep", lambda s: None)
+    monkeypatch.setattr(book.executor.subprocess, "Popen", _FakeChild)
+    monkeypatch.setattr(book.executor.time, "sleep", lambda s: None)
     chapters = [
         book.Chapter("data", "d.ipynb"), book.Chapter("suvr", "s.ipynb"),
         book.Chapter("loss", "l.ipynb", depends=("data",), exclusive=True),

@@ -12,25 +12,27 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tausynth.cli import main
+from tausynth.data.regions import region_masks, region_means
 from tausynth.errors import TausynthError
+from tausynth.harmonisation import (
+    Scan,
+    fit_on_scans,
+    manufacturer_error_summary,
+    roi_table,
+    travelling_comparison,
+)
 from tausynth.io import load_nifti, save_nifti
 from tausynth.suvr import (
     FORMAT_VERSION,
     ManufacturerStandardizer,
-    Scan,
     check_pet,
     fit_from_manifest,
-    fit_on_scans,
-    manufacturer_error_summary,
     minmax_normalize,
     minmax_range,
     oracle_minmax_inverse,
     reference_mean,
     region_mean,
-    region_means,
-    roi_table,
     suvr,
-    travelling_comparison,
 )
 
 SHAPE = (6, 7, 5)
@@ -139,12 +141,13 @@ def test_region_mean_golden_and_gm_restriction() -> None:
     assert region_mean(vol, labels, [1006]) == pytest.approx(1.0)
     assert region_mean(vol, labels, [1006, 2006]) == pytest.approx((0 + 1 + 2 + 35) / 4)
     assert region_mean(vol, labels, [1006, 2006], gm=gm) == pytest.approx((1 + 2 + 35) / 3)
-    assert region_means(vol, labels, {"erc": [1006, 2006], "l": [1006]}) == pytest.approx({"erc": 9.5, "l": 1.0})
+    masks = region_masks(labels, {"erc": [1006, 2006], "l": [1006]})
+    assert region_means(vol, masks) == pytest.approx({"erc": 9.5, "l": 1.0})
     with pytest.raises(TausynthError) as exc:
         region_mean(vol, labels, [17, 53], name="hippocampus")
     assert "hippocampus" in _one_line(exc)
     with pytest.raises(TausynthError, match="GM >= 0.99"):
-        region_mean(vol, labels, [1006], gm=gm * 0.5, gm_threshold=0.99)
+        region_mean(vol, labels, [1006], gm=gm * 0.5, gm_min=0.99)
 
 
 # -------------------------------------------------------------------------- standardization: fit

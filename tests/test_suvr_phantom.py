@@ -1,4 +1,4 @@
-"""Standardization checks of phantom.md §6.2 on the synthetic cohort (in memory, 4 mm).
+"""Standardization checks on the synthetic cohort (in memory, 4 mm).
 
 The synthetic cohort knows the true manufacturer distortion (``pet`` vs the undistorted ``pet_gt``),
 so the checks measure how much of it by-manufacturer standardization removes:
@@ -14,7 +14,7 @@ scale) minus the meta-temporal SUVR of its ground truth, both measured on the 4 
 The three cohorts share one seed, so they share subjects: each (subject, manufacturer) scan is
 simulated once (about 200 scans, ~0.45 s of CPU each).
 
-Seed 7 is the seed of the reference implementation's cohort (phantom.md §5.1). The travelling and
+Seed 7 is the seed of the reference implementation's cohort. The travelling and
 confounded checks hold for other seeds too (0, 1 checked); the stratified "SD after <= 0.02" check
 does not (0.032 and 0.043 for seeds 0 and 1, 0.014 here): with ~24 Philips subjects, mu_m and
 sigma_m carry case-mix sampling noise (who happened to be scanned there) of that size.
@@ -27,7 +27,7 @@ import pytest
 
 from tausynth.data.atlas import roi_sets
 from tausynth.data.synthetic import MANUFACTURERS, sample_cohort
-from tausynth.suvr import (
+from tausynth.harmonisation import (
     Scan,
     fit_on_scans,
     manufacturer_error_summary,
@@ -78,7 +78,7 @@ def test_travelling_subjects_bias_and_voxel_mae(travelling: list[Scan], metatemp
     table = travelling_comparison(travelling, std, metatemporal, reference="Siemens")
     means = table.groupby("manufacturer")[["bias_raw", "bias_std", "mae_raw", "mae_std"]].mean()
     assert set(means.index) == {"GE", "Philips"}
-    # the phantom's distortion: GE reads low, Philips high (phantom.md §6.1: -0.088 / +0.047)
+    # the phantom's distortion: GE reads low, Philips high (by design: -0.088 / +0.047)
     assert means.loc["GE", "bias_raw"] < -0.05 and means.loc["Philips", "bias_raw"] > 0.02
     for man, row in means.iterrows():
         assert abs(row["bias_std"]) <= 0.03, (man, row.to_dict())

@@ -1,7 +1,7 @@
 """Region table, ROI sets and the phantom's MNI label map (FreeSurfer IDs).
 
 The synthetic cohort needs a Desikan–Killiany/aseg-like label map in MNI space but the book may not
-ship an atlas volume. Following ``phantom.md`` §2, every region is an ellipsoid (centroid and 3×3
+ship an atlas volume. Every region is an ellipsoid (centroid and 3×3
 covariance, measured once on FreeSurfer's ``cvs_avg35_inMNI152`` aparc+aseg) and each voxel of
 nilearn's bundled ICBM152 2009a template goes to the nearest ellipsoid in Mahalanobis distance,
 gated by its tissue class. The build takes a few seconds and is cached as an ``.npz`` file.
@@ -52,7 +52,7 @@ RegionKind = Literal[
 
 @dataclass(frozen=True)
 class Region:
-    """One row of the region table (``phantom.md`` Appendix A).
+    """One row of the region table.
 
     Attributes
     ----------
@@ -96,7 +96,7 @@ def _r(name, lh, rh, kind, braak, c, cov, amp=None) -> Region:  # noqa: ANN001 -
     return Region(name, lh, rh, kind, braak, tuple(map(float, c)), tuple(map(float, cov)), amp)
 
 
-#: The 48-row region table of ``phantom.md`` Appendix A (left centroids, 2 mm MNI).
+#: The 48-row region table (left centroids, 2 mm MNI).
 REGIONS: tuple[Region, ...] = (
     _r("entorhinal", 1006, 2006, "cortex", 1, (-22.9, -4.5, -34.0), (17.4, 46.0, 19.8, 0.0, 2.9, -12.2), 1.5),
     _r("hippocampus", 17, 53, "mtl", 2, (-26.0, -22.2, -14.1), (34.8, 114.6, 69.7, -3.6, 9.1, -81.4), 0.5),
@@ -266,7 +266,7 @@ def reference_mask(
 
 
 # --------------------------------------------------------------------------------------------
-# Template grid and label map (phantom.md §2.2)
+# Template grid and label map
 # --------------------------------------------------------------------------------------------
 
 GRID_SHAPE: tuple[int, int, int] = (80, 96, 80)
@@ -275,7 +275,7 @@ GRID_AFFINE: np.ndarray = np.array(
 )
 _CROP = (slice(10, 90), slice(11, 107), slice(0, 80))
 
-# Builder thresholds (phantom.md §2.2); part of the cache key below.
+# Builder thresholds; part of the cache key below.
 _BUILD = {
     "gm_min": 0.30,
     "gm_d2_max": 16.0,
@@ -378,7 +378,7 @@ def _mahalanobis_d2(points: np.ndarray, region: Region) -> np.ndarray:
 def build_template() -> PhantomTemplate:
     """Build the template anatomy and label map from nilearn's bundled ICBM152 2009a maps.
 
-    Implements ``phantom.md`` §2.2 (nearest-ellipsoid assignment gated by tissue class). Nothing
+    Nearest-ellipsoid assignment gated by tissue class). Nothing
     is downloaded. Takes a few seconds; use :func:`load_template` for the cached version.
 
     Returns

@@ -50,6 +50,7 @@ from tausynth.data.manifest import load_manifest, split_frame
 from tausynth.data.preprocess import T1_NORMALISATIONS, derive_brain_mask, normalise_t1
 from tausynth.errors import TausynthError
 from tausynth.io import PathLike
+from tausynth.vocabulary import CACHE_MODES
 
 __all__ = [
     "CACHE_MODES",
@@ -64,7 +65,6 @@ __all__ = [
 ]
 
 #: Allowed values of ``cache``.
-CACHE_MODES: tuple[str, ...] = ("none", "memory", "disk")
 #: Text fields carried from the manifest into every sample.
 META_KEYS: tuple[str, ...] = (
     "subject_id",
@@ -83,7 +83,7 @@ PetTransform = Callable[[np.ndarray, str], np.ndarray]
 
 @dataclass(frozen=True)
 class AugmentationConfig:
-    """The official training augmentation (paper-spec §5); every component can be switched/tuned.
+    """The official training augmentation; every component can be switched/tuned.
 
     Defaults are the official values: Rand3DElastic p 0.5, σ (4, 7), magnitude (50, 100);
     RandAffine p 0.5, rotation ±π/12 per axis, scale ±0.1; a flip of all three axes together

@@ -40,6 +40,7 @@ import pandas as pd
 
 from tausynth.errors import TausynthError, ValidationErrors
 from tausynth.io import PathLike, load_nifti
+from tausynth.vocabulary import DIAGNOSES, MANUFACTURERS, SPLITS
 
 __all__ = [
     "AMYLOID_STATUSES",
@@ -57,6 +58,7 @@ __all__ = [
     "adni_rid",
     "id_problem",
     "load_manifest",
+    "scan_label",
     "scan_stem",
     "manufacturer_from_protocol",
     "normalise_manufacturer",
@@ -103,9 +105,6 @@ EVALUATION_COLUMNS: tuple[str, ...] = ("t1", "pet", "mask", "labels", "refmask")
 _BINARY_COLUMNS = ("mask", "refmask")
 _INTEGER_COLUMNS = ("labels",)
 
-MANUFACTURERS: tuple[str, ...] = ("Siemens", "GE", "Philips")
-DIAGNOSES: tuple[str, ...] = ("CN", "MCI", "AD")
-SPLITS: tuple[str, ...] = ("train", "val", "test")
 AMYLOID_STATUSES: tuple[str, ...] = ("A+", "A-")
 SEXES: tuple[str, ...] = ("F", "M")
 
@@ -159,6 +158,18 @@ def id_problem(value: str) -> str | None:
     if value in (".", "..") or "\0" in value:
         return f"{value!r} is not a valid file name; ids become file names"
     return None
+
+
+def scan_label(subject_id: object, session: object = "") -> str:
+    """How tables and messages name one scan: ``<subject>``, or ``<subject> (<session>)`` with several.
+
+    Examples
+    --------
+    >>> scan_label("sub-01"), scan_label("sub-01", "m12"), scan_label("sub-01", float("nan"))
+    ('sub-01', 'sub-01 (m12)', 'sub-01')
+    """
+    ses = "" if session is None or (isinstance(session, float) and math.isnan(session)) else str(session)
+    return f"{subject_id} ({ses})" if ses else str(subject_id)
 
 
 def scan_stem(subject_id: object, session: object = "") -> str:

@@ -64,7 +64,7 @@ def manufacturer_crosstab(subjects: pd.DataFrame) -> pd.DataFrame:
 
 
 def roi_by_group(subjects: pd.DataFrame, rois: tuple[str, ...], prefix: str = "pet_") -> pd.DataFrame:
-    """ROI SUVR mean ± SD by diagnosis × amyloid group (the layout of phantom.md §5.1)."""
+    """ROI SUVR mean ± SD by diagnosis × amyloid group (the data chapter's regional table)."""
     df = subjects.assign(group=_group(subjects))
     out = {}
     for g in group_order(df["group"]):

@@ -1,13 +1,13 @@
 """Synthetic paired T1w MRI + [18F]flortaucipir SUVR cohort (the "phantom").
 
-Implements the design note ``phantom.md``: a cohort of subjects with a diagnosis, amyloid status,
-age, sex and a continuous Braak stage (§3.2); per subject a warped and atrophied copy of the ICBM152
-template anatomy (§4, §3.7), a tau-PET model with off-target binding, scanner PSF, noise, 8 mm
+A cohort of subjects with a diagnosis, amyloid status,
+age, sex and a continuous Braak stage; per subject a warped and atrophied copy of the ICBM152
+template anatomy, a tau-PET model with off-target binding, scanner PSF, noise, 8 mm
 harmonisation, inferior-cerebellar reference normalisation and an explicit per-manufacturer SUVR
-distortion (§3.3–3.5), and a T1w model (§4). Images are produced on the 2 mm grid (80×96×80) and,
+distortion, and a T1w model. Images are produced on the 2 mm grid (80×96×80) and,
 on request, as 2×2×2 block means on the 4 mm grid (40×48×40).
 
-Randomness (§5): the cohort is sampled from ``numpy.random.default_rng(seed)``; subject ``i``
+Randomness: the cohort is sampled from ``numpy.random.default_rng(seed)``; subject ``i``
 draws everything else from ``numpy.random.default_rng(seed * 100003 + i)``. That generator is split
 into independent child streams (anatomy, tau, PET, MRI) and every draw happens whatever the
 manufacturer, so re-scanning a subject on another manufacturer (``manufacturer=...``, the
@@ -37,8 +37,10 @@ from scipy import ndimage
 
 from tausynth.data import atlas
 from tausynth.data import manifest as manifest_schema
+from tausynth.data.regions import label_mask, region_masks, region_means
 from tausynth.errors import TausynthError
 from tausynth.io import PathLike, atomic_write_text, save_nifti
+from tausynth.vocabulary import DIAGNOSES, SPLITS
 
 __all__ = [
     "DIAGNOSES",
@@ -59,8 +61,6 @@ __all__ = [
     "write_cohort",
 ]
 
-DIAGNOSES: tuple[str, ...] = ("CN", "MCI", "AD")
-SPLITS: tuple[str, ...] = ("train", "val", "test")
 #: Target split fractions (train, val, test).
 SPLIT_FRACTIONS: tuple[float, float, float] = (0.70, 0.15, 0.15)
 
@@ -70,7 +70,7 @@ MANIFEST_COLUMNS: tuple[str, ...] = manifest_schema.COLUMNS
 ROI_TABLE: tuple[str, ...] = (
     "braak1", "braak34", "braak56", "metatemporal", "inferiortemporal", "hippocampus", "putamen", "choroid",
 )
-#: ROIs measured on their labels only (no GM >= 0.5 restriction), phantom.md §3.6.
+#: ROIs measured on their labels only (no GM >= 0.5 restriction).
 LABEL_ONLY_ROIS: tuple[str, ...] = ("putamen", "choroid")
 IMAGE_KEYS: tuple[str, ...] = ("t1", "pet", "pet_gt", "labels", "mask", "refmask")
 
@@ -79,7 +79,7 @@ GRID4_AFFINE = np.array([[4.0, 0, 0, -77.0], [0, 4.0, 0, -111.0], [0, 0, 4.0, -7
 
 
 # --------------------------------------------------------------------------------------------
-# Manufacturers (phantom.md §3.5 table; all [ASSUMPTION])
+# Manufacturers (the distortions are assumptions, modelled on inter-scanner calibration studies)
 # --------------------------------------------------------------------------------------------
 
 
@@ -133,7 +133,7 @@ def canonical_manufacturer(name: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Cohort sampling (phantom.md §3.2)
+# Cohort sampling
 # --------------------------------------------------------------------------------------------
 
 _DX_P = (0.40, 0.35, 0.25)
@@ -224,7 +224,7 @@ def _assign_splits(diagnosis: np.ndarray, rng: np.random.Generator) -> np.ndarra
 
 
 def sample_cohort(n: int, seed: int, confound: bool = False, assignment: Assignment = "stratified") -> pd.DataFrame:
-    """Sample the subject-level attributes of a synthetic cohort (``phantom.md`` §3.2).
+    """Sample the subject-level attributes of a synthetic cohort.
 
     Parameters
     ----------
@@ -353,7 +353,7 @@ def _blur(img: np.ndarray, fwhm_mm: float) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# Tau model (phantom.md §3.3–3.4, §3.7)
+# Tau model
 # --------------------------------------------------------------------------------------------
 
 _N_LABELS = 2036  # label IDs go up to 2035
@@ -569,7 +569,7 @@ def measure_rois(
     """Mean of ``image`` in each ROI (voxel-weighted = volume-weighted over its regions).
 
     A voxel counts when its label is in the ROI and ``gm >= gm_min`` (the "GM ribbon" rule of
-    ``phantom.md`` §3.6); ROIs named in ``label_only`` (and all ROIs when ``gm`` is None) use the
+    the GM-ribbon rule); ROIs named in ``label_only`` (and all ROIs when ``gm`` is None) use the
     label alone. An empty ROI gives NaN.
 
     Parameters
@@ -583,21 +583,7 @@ def measure_rois(
     names : sequence of str
         ROIs to measure.
     """
-    masks = _roi_masks(labels, gm, rois, names, gm_min, label_only)
-    return {name: _masked_mean(image, sel) for name, sel in masks.items()}
-
-
-def _label_mask(labels: np.ndarray, ids: Sequence[int]) -> np.ndarray:
-    """``np.isin(labels, ids)`` through a lookup table (much faster for small non-negative labels)."""
-    ids = np.asarray(ids, dtype=np.int64)
-    if labels.dtype.kind not in "iu" or ids.size == 0 or ids.min() < 0 or labels.size == 0:
-        return np.isin(labels, ids)
-    top = int(max(labels.max(), ids.max())) + 1
-    if labels.min() < 0 or top > 1 << 16:
-        return np.isin(labels, ids)
-    lut = np.zeros(top, dtype=bool)
-    lut[ids] = True
-    return lut[labels]
+    return region_means(image, _roi_masks(labels, gm, rois, names, gm_min, label_only))
 
 
 def _roi_masks(
@@ -608,22 +594,12 @@ def _roi_masks(
     gm_min: float,
     label_only: Sequence[str],
 ) -> dict[str, np.ndarray]:
+    """The masks of the named ROIs (an ROI without a voxel keeps an empty mask: its value is NaN)."""
     rois = atlas.roi_sets() if rois is None else rois
     unknown = [n for n in names if n not in rois]
     if unknown:
         raise TausynthError(f"unknown ROI(s) {', '.join(unknown)}; known: {', '.join(sorted(rois))}")
-    ribbon = None if gm is None else gm >= gm_min
-    out = {}
-    for name in names:
-        sel = _label_mask(labels, rois[name])
-        if ribbon is not None and name not in label_only:
-            sel &= ribbon
-        out[name] = sel
-    return out
-
-
-def _masked_mean(image: np.ndarray, sel: np.ndarray) -> float:
-    return float(image[sel].mean(dtype=np.float64)) if sel.any() else float("nan")
+    return region_masks(labels, {n: rois[n] for n in names}, gm, gm_min, label_only, missing="ignore", empty="nan")
 
 
 @dataclass(frozen=True)
@@ -637,7 +613,7 @@ class _Regional:
 
 
 def _regional_model(p: SubjectParams, tau: _TauDraws, anat: _AnatDraws) -> _Regional:
-    """Regional tau (§3.3) and the tau-coupled atrophy / ventricular expansion (§3.7)."""
+    """Regional tau and the tau-coupled atrophy / ventricular expansion."""
     age, s = p.age, p.stage_cont
     kappa = math.exp(0.25 * tau.kappa_z) * (1.0 if p.amyloid == "A+" else 0.6)
     h = math.exp(0.08 * tau.h_z)
@@ -676,7 +652,7 @@ class _Anatomy:
 
 
 def _subject_anatomy(g: _Grid, p: SubjectParams, anat: _AnatDraws, reg: _Regional, rng: np.random.Generator) -> _Anatomy:
-    """Deform the template (§4.1) and convert GM to CSF by the regional loss fractions (§4.2)."""
+    """Deform the template and convert GM to CSF by the regional loss fractions."""
     tpl, shape = g.tpl, g.shape
     # backward map, target mm -> template mm
     head = (1.0 + 0.03 * anat.head_z) * (1.02 if p.sex == "M" else 0.98)
@@ -719,7 +695,7 @@ def _subject_anatomy(g: _Grid, p: SubjectParams, anat: _AnatDraws, reg: _Regiona
 
 
 def _uptake_tables(p: SubjectParams, tau: _TauDraws, reg: _Regional) -> tuple[np.ndarray, ...]:
-    """Label -> true SUVR of the GM, WM and CSF compartments, and label -> tau excess (§3.4)."""
+    """Label -> true SUVR of the GM, WM and CSF compartments, and label -> tau excess."""
     gm_lut = np.full(_N_LABELS, tau.u_gm, dtype=np.float32)
     wm_lut = np.full(_N_LABELS, 1.25 + 0.07 * tau.u_wm_z + 0.002 * (p.age - 70.0), dtype=np.float32)
     csf_lut = np.full(_N_LABELS, 0.45, dtype=np.float32)
@@ -749,7 +725,7 @@ def _true_pet(
     labels = a.labels
     texture = _smooth_noise(r_tau, g.shape, 2.0)
     u_gm = gm_lut[labels] + delta_lut[labels] * (1.0 + 0.15 * texture)
-    u_gm[_label_mask(labels, g.cb_gm_ids) & g.superior_cb] = tau.sup_cb
+    u_gm[label_mask(labels, g.cb_gm_ids) & g.superior_cb] = tau.sup_cb
     pet_true = a.gm * u_gm + a.wm * wm_lut[labels] + a.csf * csf_lut[labels]
     # meninges/skull shell 0–6 mm outside the brain: spills into cortex after blurring
     shell_f = float(r_pet.uniform(0.6, 1.6))
@@ -762,7 +738,7 @@ def _true_pet(
 def _scan_pet(
     g: _Grid, m: ManufacturerModel, pet_true: np.ndarray, a: _Anatomy, rng: np.random.Generator, dose_scale: float
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Scanner model (§3.5): observed SUVR, ground-truth SUVR and the native FWHM (mm)."""
+    """Scanner model: observed SUVR, ground-truth SUVR and the native FWHM (mm)."""
     s_global = math.exp(math.log(1.3) + 0.2 * float(rng.standard_normal())) * dose_scale
     physio = 1.0 + 0.02 * _smooth_field(rng, g.shape, 20)
     fwhm = float(np.clip(m.fwhm_mm + 0.4 * float(rng.standard_normal()), 3.5, 8.0))
@@ -780,7 +756,7 @@ def _scan_pet(
 
 
 def _t1w(g: _Grid, m: ManufacturerModel, p: SubjectParams, a: _Anatomy, rng: np.random.Generator) -> np.ndarray:
-    """Tissue-mixture MPRAGE with deep-GM brightening, WM hypointensities, bias and Rician noise (§4)."""
+    """Tissue-mixture MPRAGE with deep-GM brightening, WM hypointensities, bias and Rician noise."""
     mu_gm = m.t1_gm + 0.015 * float(rng.standard_normal())
     mu_csf = m.t1_csf + 0.02 * float(rng.standard_normal())
     bright = np.zeros(_N_LABELS, dtype=np.float32)
@@ -788,7 +764,7 @@ def _t1w(g: _Grid, m: ManufacturerModel, p: SubjectParams, a: _Anatomy, rng: np.
         bright[list(atlas.region_by_name(name).ids)] = value
     t1 = a.wm + (np.float32(mu_gm) + bright[a.labels]) * a.gm + np.float32(mu_csf) * a.csf
     hypo = _smooth_noise(rng, g.shape, 1.5)
-    cerebral_wm = _label_mask(a.labels, atlas.CEREBRAL_WM)
+    cerebral_wm = label_mask(a.labels, atlas.CEREBRAL_WM)
     t1 -= 0.25 * a.wm * np.clip(hypo - 2.2 + 0.03 * (p.age - 70.0), 0.0, 1.0) * cerebral_wm
     t1 *= np.exp(0.04 * _smooth_field(rng, g.shape, 25))
     sigma = np.float32(0.015)
@@ -799,13 +775,13 @@ def _t1w(g: _Grid, m: ManufacturerModel, p: SubjectParams, a: _Anatomy, rng: np.
 
 
 def _roi_table(g: _Grid, a: _Anatomy, pet: np.ndarray, gt: np.ndarray) -> dict[str, float]:
-    """ROI SUVRs of ``pet`` and ``gt`` (§3.6) and morphometry, on the 2 mm grid."""
+    """ROI SUVRs of ``pet`` and ``gt`` and morphometry, on the 2 mm grid."""
     masks = _roi_masks(a.labels, a.gm, g.rois, ROI_TABLE, 0.5, LABEL_ONLY_ROIS)
-    roi = {f"pet_{k}": _masked_mean(pet, sel) for k, sel in masks.items()}
-    roi.update({f"gt_{k}": _masked_mean(gt, sel) for k, sel in masks.items()})
+    roi = {f"pet_{k}": v for k, v in region_means(pet, masks).items()}
+    roi.update({f"gt_{k}": v for k, v in region_means(gt, masks).items()})
 
     def volume_ml(tissue: np.ndarray, roi_name: str) -> float:
-        return float(tissue[_label_mask(a.labels, g.rois[roi_name])].sum(dtype=np.float64) * VOXEL_ML_2MM)
+        return float(tissue[label_mask(a.labels, g.rois[roi_name])].sum(dtype=np.float64) * VOXEL_ML_2MM)
 
     roi["hippocampus_gm_ml"] = volume_ml(a.gm, "hippocampus")
     roi["metatemporal_gm_ml"] = volume_ml(a.gm, "metatemporal")
@@ -822,7 +798,7 @@ def simulate_subject(
     *,
     dose_scale: float = 1.0,
 ) -> SyntheticSubject:
-    """Simulate one subject's T1w MRI and flortaucipir SUVR images (``phantom.md`` §3–4).
+    """Simulate one subject's T1w MRI and flortaucipir SUVR images.
 
     Parameters
     ----------

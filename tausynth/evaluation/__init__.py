@@ -20,7 +20,7 @@ Submodules
     what the T1 carries about regional tau.
 :mod:`~tausynth.evaluation.tracking`
     Per run, in words: does the synthetic tau track the real tau (r, AD vs CN, staging κ)?
-:mod:`~tausynth.evaluation.run`
+:mod:`~tausynth.evaluation.evaluate`
     ``tausynth evaluate --run DIR``: a run's predictions to CSV tables and figures.
 """
 
@@ -43,6 +43,7 @@ from tausynth.evaluation.claims import (
     claim4,
     verdict_table,
 )
+from tausynth.evaluation.evaluate import RunEvaluation, evaluate_predictions, evaluate_run
 from tausynth.evaluation.metrics import VoxelMetrics, minmax_space_metrics, voxel_metrics
 from tausynth.evaluation.roi import (
     braak_regions,
@@ -53,7 +54,6 @@ from tausynth.evaluation.roi import (
     roi_frame,
     subject_roi_rows,
 )
-from tausynth.evaluation.run import RunEvaluation, evaluate_predictions, evaluate_run
 from tausynth.evaluation.staging import (
     StagingThresholds,
     braak_group,

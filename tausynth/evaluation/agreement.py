@@ -17,9 +17,9 @@ For one region and a group of subjects (paired values ``real``, ``synthetic``):
     agreement ``bias ± 1.96·sd_diff``.
 
 Tau positivity: a subject is positive when its meta-temporal SUVR is **greater than**
-:data:`POSITIVITY_CUT` = 1.27 (the phantom's positivity rule, ``phantom.md`` §5.1, inside the
+:data:`POSITIVITY_CUT` = 1.27 (the synthetic cohort's positivity rule, inside the
 1.19–1.32 range of flortaucipir meta-temporal cut-points of Jack et al. 2017 summarised by
-Weigand et al. 2022, ``phantom.md`` §3.1). Agreement of positivity is Cohen's κ (1960).
+Weigand et al. 2022). Agreement of positivity is Cohen's κ (1960).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ __all__ = [
 ICC_FORMS = ("ICC(1,1)", "ICC(2,1)", "ICC(3,1)")
 """Allowed ``icc`` forms (Shrout & Fleiss 1979 single-measure forms)."""
 POSITIVITY_CUT = 1.27
-"""Default meta-temporal SUVR cut-point: positive when SUVR > 1.27 (phantom.md §5.1; Jack 2017 range 1.19–1.32)."""
+"""Default meta-temporal SUVR cut-point: positive when SUVR > 1.27 (the synthetic cohort's rule; Jack 2017 range 1.19–1.32)."""
 LOA_Z = 1.96
 """Normal quantile of the Bland–Altman 95 % limits of agreement."""
 ALL = "all"

@@ -21,14 +21,13 @@ Two predictions that use no learning beyond one summary of the **training** spli
     only measure its arbitrary units.
 
 :func:`baseline_predictions` writes the NIfTI files and a ``predictions.csv`` in the format of
-``tausynth predict`` (``kind = "suvr"``), so :func:`tausynth.evaluation.run.evaluate_predictions`
+``tausynth predict`` (``kind = "suvr"``), so :func:`tausynth.evaluation.evaluate.evaluate_predictions`
 scores them exactly as it scores a model (:func:`tausynth.evaluation.collect.collect_baselines`
 does both).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,8 +37,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tausynth.data.manifest import load_manifest, scan_stem, split_frame
+from tausynth.data.manifest import load_manifest, scan_label, scan_stem, split_frame
 from tausynth.data.preprocess import derive_brain_mask, normalise_t1
+from tausynth.digest import source_digest
 from tausynth.errors import TausynthError
 from tausynth.evaluation.regional import (
     RegionalFit,
@@ -89,15 +89,9 @@ class BaselineFit:
 
 
 def baseline_variant(name: str) -> dict[str, Any]:
-    """Variant columns of a baseline, as :func:`tausynth.evaluation.run.run_variant` gives for a run."""
+    """Variant columns of a baseline, as :func:`tausynth.evaluation.evaluate.run_variant` gives for a run."""
     _check_names([name])
     return {"run": f"baseline-{name}", "model": name, "perceptual": "n/a", "normalisation": "n/a", "seed": 0}
-
-
-def _code_digest() -> str:
-    """Hash of the modules that fit and paint the baselines: changed code never reuses old predictions."""
-    here = Path(__file__).resolve().parent
-    return hashlib.sha256(b"".join((here / f).read_bytes() for f in ("baselines.py", "regional.py"))).hexdigest()[:16]
 
 
 def available_baselines(manifest: pd.DataFrame) -> list[str]:
@@ -121,8 +115,7 @@ def _mask(row: pd.Series, t1: np.ndarray) -> np.ndarray:
 
 
 def _who(row: pd.Series) -> str:
-    ses = row.get("session", "")
-    return f"{row['subject_id']} ({ses})" if isinstance(ses, str) and ses else str(row["subject_id"])
+    return scan_label(row["subject_id"], row.get("session", ""))
 
 
 def _t1(row: pd.Series, method: str) -> tuple[np.ndarray, np.ndarray]:
@@ -265,7 +258,7 @@ def baseline_predictions(
     if rows.empty:
         raise TausynthError(f"{manifest}: no scans in split {split!r}")
     key = {"manifest": str(Path(manifest).resolve()), "manifest_sha256": file_sha256(manifest), "split": split,
-           "t1_normalisation": t1_normalisation, "format": 1, "code": _code_digest()}
+           "t1_normalisation": t1_normalisation, "format": 1, "code": source_digest()}
     fits = _Fits(frame, t1_normalisation)
     tables: dict[str, pd.DataFrame] = {}
     # one writer at a time: the ROI and results chapters may ask for the same baselines at once

@@ -1,4 +1,4 @@
-"""The paper's four claims (paper-spec §8) as data, and verdicts computed from metric tables.
+"""The paper's four claims as data, and verdicts computed from metric tables.
 
 A verdict is never written by hand: each ``claimN`` function takes per-subject metric tables,
 makes the paired comparisons the claim implies and applies one stated rule, shared by all claims:
@@ -62,7 +62,7 @@ HIGHER_IS_BETTER: dict[str, bool] = {"ssim": True, "ssim_volume": True, "psnr": 
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim of the paper, as stated (paper-spec §8)."""
+    """One claim of the paper, as stated in its abstracts."""
 
     number: int
     text: str
@@ -71,13 +71,13 @@ class Claim:
 
 CLAIMS: tuple[Claim, ...] = (
     Claim(1, "For U-Net-family models, the cyclic 2.5D perceptual loss beats the 2.5D and 3D perceptual "
-             "losses on SSIM and PSNR.", "paper v1 abstract (paper-spec §8.1)"),
+             "losses on SSIM and PSNR.", "paper v1 abstract"),
     Claim(2, "Adding the cyclic 2.5D perceptual loss to CycleGAN and Pix2Pix improves SSIM by at least 2 % "
-             "and PSNR by at least 3 %.", "paper v1 abstract (paper-spec §8.2)"),
+             "and PSNR by at least 3 %.", "paper v1 abstract"),
     Claim(3, "By-manufacturer standardization of tau-PET SUVR beats per-subject min–max normalisation.",
-          "paper v1–v3 abstracts (paper-spec §8.3)"),
+          "paper v1–v3 abstracts"),
     Claim(4, "The cyclic loss improves regional SUVR agreement in AD-relevant regions.",
-          "paper v3 abstract (paper-spec §8.4)"),
+          "paper v3 abstract"),
 )
 
 
@@ -105,8 +105,16 @@ def _metric_direction(metric: str, higher_is_better: Mapping[str, bool] | None) 
     raise TausynthError(f"direction of metric {metric!r} unknown; pass higher_is_better={{{metric!r}: True/False}}")
 
 
-def _filter(df: pd.DataFrame, fixed: Mapping[str, object] | None) -> pd.DataFrame:
-    for col, value in (fixed or {}).items():
+def rows_where(df: pd.DataFrame, **fixed: object) -> pd.DataFrame:
+    """The rows of ``df`` whose columns have the ``fixed`` values (a column ``df`` lacks is not a filter).
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"model": ["unet", "cyclegan"], "seed": [1, 1]})
+    >>> list(rows_where(df, model="unet", plane="axial")["model"])
+    ['unet']
+    """
+    for col, value in fixed.items():
         if col in df:
             df = df[df[col] == value]
     return df
@@ -259,7 +267,7 @@ def claim1(
     ``fixed`` filters the table first (default ``{"normalisation": "standardize"}`` when that
     column exists).
     """
-    df = _filter(metrics, fixed if fixed is not None else {"normalisation": "standardize"})
+    df = rows_where(metrics, **(fixed if fixed is not None else {"normalisation": "standardize"}))
     df = df[df["model"].isin(family)]
     models = sorted(pd.unique(df.loc[df["perceptual"] == "cyclic", "model"]))
     parts = [compare(df, "perceptual", c, "cyclic", metric_names, by=["model"], groups=[(m,) for m in models],
@@ -280,7 +288,7 @@ def claim2(
 ) -> Verdict:
     """Claim 2: adding the cyclic loss to each GAN improves SSIM by ≥ 2 % and PSNR by ≥ 3 % (relative, means)."""
     thresholds = dict(thresholds or {"ssim": 0.02, "psnr": 0.03})
-    df = _filter(metrics, fixed if fixed is not None else {"normalisation": "standardize"})
+    df = rows_where(metrics, **(fixed if fixed is not None else {"normalisation": "standardize"}))
     comps = compare(df, "perceptual", baseline, "cyclic", list(thresholds), by=["model"],
                     groups=[(m,) for m in models], min_relative=thresholds, alpha=alpha)
     sizes = ", ".join(f"{m.upper()} ≥ {100 * t:g} %" for m, t in thresholds.items())
@@ -342,7 +350,7 @@ def claim4(
     ``roi`` is a long ROI table with the variant columns; every model with both a ``cyclic`` and a
     ``baseline`` run is compared in every region.
     """
-    df = _filter(roi, fixed if fixed is not None else {"normalisation": "standardize"})
+    df = rows_where(roi, **(fixed if fixed is not None else {"normalisation": "standardize"}))
     wide = roi_error_table(df, regions)
     names = [f"abs_error_{r}" for r in regions]
     per = wide.groupby("model")["perceptual"].agg(lambda s: {"cyclic", baseline} <= set(s))

@@ -1,7 +1,7 @@
 """Evaluate many runs at once for the ROI and results chapters, reusing what is up to date.
 
 :func:`collect_runs` takes run folders, writes any missing predictions (``predict_run``),
-evaluates each run (:func:`tausynth.evaluation.run.evaluate_run`) unless its cached CSVs are
+evaluates each run (:func:`tausynth.evaluation.evaluate.evaluate_run`) unless its cached CSVs are
 current, and concatenates the tables with the variant columns ``run``, ``model``,
 ``perceptual``, ``normalisation``, ``seed``: what :mod:`tausynth.evaluation.claims` and the
 E1–E4 tables (:mod:`tausynth.evaluation.experiments`) consume.
@@ -18,7 +18,6 @@ code) and its CSVs are newer than the final checkpoint; otherwise it is recomput
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -27,10 +26,18 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
+from tausynth.digest import source_digest
 from tausynth.errors import TausynthError
 from tausynth.evaluation.agreement import POSITIVITY_CUT
-from tausynth.evaluation.run import RunEvaluation, evaluate_predictions, evaluate_run, run_variant
+from tausynth.evaluation.evaluate import (
+    SUVR_KINDS,
+    RunEvaluation,
+    evaluate_predictions,
+    evaluate_run,
+    run_variant,
+)
 from tausynth.io import PathLike, atomic_write_text, file_lock, file_sha256
+from tausynth.training.run import RunPaths
 
 __all__ = [
     "TABLES",
@@ -58,7 +65,6 @@ TABLES: tuple[str, ...] = ("per_subject", "per_region", "agreement", "positivity
 STAMP = "evaluation.json"
 _STRING_COLUMNS = ("subject_id", "session", "diagnosis", "manufacturer", "run", "model", "perceptual",
                    "normalisation", "kind", "space", "region", "group", "icc_form", "pearson_note")
-_SUVR_KINDS = ("suvr", "suvr_oracle")
 
 
 class Collection(NamedTuple):
@@ -214,7 +220,7 @@ def ensure_predictions(
     run_dir = Path(run_dir)
     final = _final_checkpoint(run_dir)
     manifest_path = run_manifest(run_dir, manifest)
-    table_path = run_dir / "predictions" / split / "predictions.csv"
+    table_path = RunPaths(run_dir).predictions_table(split)
     why = f"no predictions of split {split!r} yet"
     if table_path.is_file():
         table = pd.read_csv(table_path, dtype={"subject_id": str, "session": str}, keep_default_na=False)
@@ -257,20 +263,6 @@ def _changed_inputs(table: pd.DataFrame, wanted: pd.DataFrame) -> str | None:
     return None
 
 
-#: The modules that compute a run's evaluation tables: a change to one of them re-evaluates every run.
-#: (The presentation modules, such as the results chapter's tables, read those tables and do not.)
-EVALUATION_MODULES = ("run.py", "metrics.py", "roi.py", "agreement.py", "staging.py", "tables.py")
-
-
-def _code_digest() -> str:
-    pkg = Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    for name in EVALUATION_MODULES:
-        h.update(name.encode())
-        h.update((pkg / name).read_bytes())
-    return h.hexdigest()
-
-
 def _input_stamps(manifest: Path, split: str) -> list[list[Any]]:
     """Size and modification time of every image the evaluation of ``split`` reads (a file replaced in place counts)."""
     from tausynth.data.manifest import EVALUATION_COLUMNS, load_manifest, split_frame
@@ -286,10 +278,10 @@ def _input_stamps(manifest: Path, split: str) -> list[list[Any]]:
 def _stamp_key(manifest: Path, split: str, cut: float, predictions: Path) -> dict[str, Any]:
     # content, not paths: the manifest's bytes, each image's size and time, the predictions' table
     return {"split": split, "manifest_sha256": file_sha256(manifest), "inputs": _input_stamps(manifest, split),
-            "cut": float(cut), "predictions_sha256": file_sha256(predictions), "evaluation_code": _code_digest()}
+            "cut": float(cut), "predictions_sha256": file_sha256(predictions), "code": source_digest()}
 
 
-def _cached(out: Path, key: dict[str, Any], final: Path, figures: bool) -> RunEvaluation | None:
+def _cached(out: Path, key: dict[str, Any], final: Path) -> RunEvaluation | None:
     stamp = out / STAMP
     if not stamp.is_file():
         return None
@@ -297,14 +289,13 @@ def _cached(out: Path, key: dict[str, Any], final: Path, figures: bool) -> RunEv
         record = json.loads(stamp.read_text(encoding="utf-8"))
     except ValueError:
         return None
-    if record.get("key") != key or (figures and not record.get("figures")):
+    if record.get("key") != key:
         return None
     written = [out / f"{name}.csv" for name in record.get("tables", [])]
     if not written or not all(p.is_file() and p.stat().st_mtime >= final.stat().st_mtime for p in written):
         return None
     tables = {name: _read_table(out / f"{name}.csv") if name in record["tables"] else pd.DataFrame() for name in TABLES}
-    files = [*written, *[out / "figures" / f for f in record.get("figure_files", [])]]
-    return RunEvaluation(**tables, files=files)
+    return RunEvaluation(**tables, files=written)
 
 
 def evaluate_cached(
@@ -313,7 +304,6 @@ def evaluate_cached(
     split: str = "test",
     cut: float = POSITIVITY_CUT,
     out: PathLike | None = None,
-    figures: bool = False,
     force: bool = False,
     log: Log = print,
 ) -> tuple[RunEvaluation, dict[str, str]]:
@@ -329,8 +319,6 @@ def evaluate_cached(
         Meta-temporal tau-positivity cut-point (SUVR > cut is positive).
     out : path, optional
         Default :func:`evaluation_dir`.
-    figures : bool, default=False
-        Also write the figures (a cached folder without them is recomputed).
     force : bool, default=False
         Recompute even when the cache is current.
     log : callable, optional
@@ -353,14 +341,12 @@ def evaluate_cached(
     validate_manifest(manifest_path, columns=EVALUATION_COLUMNS, splits=(split,))  # a bad file: one line, now
     _, predicted = ensure_predictions(run_dir, manifest_path, split, log)
     out_dir = Path(out) if out is not None else evaluation_dir(run_dir, split)
-    key = _stamp_key(manifest_path, split, cut, run_dir / "predictions" / split / "predictions.csv")
+    key = _stamp_key(manifest_path, split, cut, RunPaths(run_dir).predictions_table(split))
     final = _final_checkpoint(run_dir)
-    if not force and (hit := _cached(out_dir, key, final, figures)) is not None:
+    if not force and (hit := _cached(out_dir, key, final)) is not None:
         return hit, {"predictions": predicted, "evaluation": "cached"}
-    ev = evaluate_run(run_dir, manifest_path, split, out=out_dir, figures=figures, cut=cut, check_files=False)
-    record = {"key": key, "figures": figures,
-              "tables": [p.stem for p in ev.files if p.suffix == ".csv"],
-              "figure_files": [p.name for p in ev.files if p.suffix == ".png"]}
+    ev = evaluate_run(run_dir, manifest_path, split, out=out_dir, cut=cut, check_files=False)
+    record = {"key": key, "tables": [p.stem for p in ev.files if p.suffix == ".csv"]}
     atomic_write_text(out_dir / STAMP, json.dumps(record, indent=2) + "\n")
     return ev, {"predictions": predicted, "evaluation": "evaluated"}
 
@@ -387,7 +373,6 @@ def collect_runs(
     manifest: PathLike | None = None,
     split: str = "test",
     cut: float = POSITIVITY_CUT,
-    figures: bool = False,
     force: bool = False,
     log: Log = print,
 ) -> Collection:
@@ -399,7 +384,7 @@ def collect_runs(
         Run folders (e.g. :func:`find_runs` of ``runs/<profile>``).
     manifest : path, optional
         Evaluate every run on this manifest; default each run's training manifest.
-    split, cut, figures, force, log
+    split, cut, force, log
         See :func:`evaluate_cached`.
 
     Returns
@@ -424,7 +409,7 @@ def collect_runs(
     for path in paths:
         variant = run_variant(path)
         try:
-            ev, source = evaluate_cached(path, manifest, split, cut, figures=figures, force=force, log=log)
+            ev, source = evaluate_cached(path, manifest, split, cut, force=force, log=log)
         except TausynthError as exc:
             raise TausynthError(f"run {path}: {exc}") from None
         prov = _provenance(path)
@@ -505,7 +490,7 @@ def _baseline_evaluation(
     """A baseline's evaluation, reused from ``folder/evaluation`` while its predictions and ``cut`` are unchanged."""
     out = folder / "evaluation"
     key = {"baseline": file_sha256(folder / "baseline.json"), "predictions": file_sha256(folder / "predictions.csv"),
-           "cut": float(cut), "evaluation_code": _code_digest()}
+           "cut": float(cut), "code": source_digest()}
     stamp = out / STAMP
     if stamp.is_file():
         try:
@@ -534,7 +519,7 @@ def suvr_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
     """
     if metrics.empty:
         return metrics
-    return metrics[metrics["kind"].isin(_SUVR_KINDS)].reset_index(drop=True)
+    return metrics[metrics["kind"].isin(SUVR_KINDS)].reset_index(drop=True)
 
 
 def claim_verdicts(collection: Collection, alpha: float | None = None) -> list[Any]:

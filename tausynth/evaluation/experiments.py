@@ -29,11 +29,13 @@ from typing import Any
 
 import pandas as pd
 
+from tausynth.data.manifest import scan_label
 from tausynth.errors import TausynthError
-from tausynth.evaluation.claims import AD_REGIONS, ALPHA, GANS, U_NET_FAMILY, compare
+from tausynth.evaluation.claims import AD_REGIONS, ALPHA, GANS, U_NET_FAMILY, compare, rows_where
 from tausynth.evaluation.collect import Collection, suvr_metrics
 from tausynth.evaluation.tables import format_mean_sd, rank_subjects, seed_spread, summary_table
 from tausynth.io import PathLike, load_nifti
+from tausynth.training.run import RunPaths
 
 __all__ = [
     "E1_LOSSES",
@@ -61,13 +63,6 @@ _TEST_COLUMNS = ("n", "mean_baseline", "mean_variant", "improvement", "relative_
                  "status")
 
 
-def _only(df: pd.DataFrame, **fixed: object) -> pd.DataFrame:
-    for col, value in fixed.items():
-        if col in df:
-            df = df[df[col] == value]
-    return df
-
-
 def variant_grid(
     metrics: pd.DataFrame,
     metric: str,
@@ -90,7 +85,7 @@ def variant_grid(
         Filter applied first (e.g. ``{"normalisation": "standardize"}``).
     """
     (rcol, rvals), (ccol, cvals) = rows, cols
-    df = _only(metrics, **dict(fixed or {}))
+    df = rows_where(metrics, **dict(fixed or {}))
     if not df.empty:
         missing = [c for c in (rcol, ccol, metric, "subject_id") if c not in df]
         if missing:
@@ -137,7 +132,7 @@ def e1_tests(
     ``p_value`` (two-sided Wilcoxon), ``min_p`` (the smallest p the exact test can reach with n
     pairs) and ``status`` (see :func:`tausynth.evaluation.claims.compare`).
     """
-    m = _only(suvr_metrics(metrics), normalisation=normalisation)
+    m = rows_where(suvr_metrics(metrics), normalisation=normalisation)
     if m.empty:
         return pd.DataFrame()
     m = m[m["model"].isin(U_NET_FAMILY)]
@@ -163,7 +158,7 @@ def e2_table(
     ``p_value`` and ``status``.
     """
     sizes = dict(sizes or E2_SIZES)
-    m = _only(suvr_metrics(metrics), normalisation=normalisation)
+    m = rows_where(suvr_metrics(metrics), normalisation=normalisation)
     rows = []
     for model in models:
         sub = m[m["model"] == model] if not m.empty else m
@@ -469,15 +464,12 @@ def _prediction_rows(run_dir: Path, split: str, manifest: PathLike | None) -> tu
     from tausynth.data.manifest import load_manifest
     from tausynth.evaluation.collect import run_manifest
 
-    def label(sid: str, ses: str) -> str:
-        return f"{sid} ({ses})" if ses else sid
-
-    table = pd.read_csv(run_dir / "predictions" / split / "predictions.csv", dtype={"subject_id": str, "session": str},
+    table = pd.read_csv(RunPaths(run_dir).predictions_table(split), dtype={"subject_id": str, "session": str},
                         keep_default_na=False)
     table = table[table["kind"].isin(("suvr", "suvr_oracle"))]
     frame = load_manifest(run_manifest(run_dir, manifest))
-    pred_of = {label(r["subject_id"], r["session"]): r["path"] for _, r in table.iterrows()}
-    rows = {label(str(r["subject_id"]), str(r["session"])): r for _, r in frame.iterrows()}
+    pred_of = {scan_label(r["subject_id"], r["session"]): r["path"] for _, r in table.iterrows()}
+    rows = {scan_label(str(r["subject_id"]), str(r["session"])): r for _, r in frame.iterrows()}
     return pred_of, rows
 
 

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tausynth.errors import TausynthError
+from tausynth.errors import TausynthError, subject_prefix
 from tausynth.suvr import minmax_normalize
 
 __all__ = [
@@ -108,9 +108,6 @@ class VoxelMetrics:
         return asdict(self)
 
 
-def _who(subject: object | None) -> str:
-    return "" if subject is None else f"subject {subject}: "
-
 
 def _check_pair(
     prediction: np.ndarray, target: np.ndarray, mask: np.ndarray, subject: object | None
@@ -119,18 +116,18 @@ def _check_pair(
     tgt = np.asarray(target, dtype=np.float64)
     m = np.asarray(mask)
     if pred.ndim != 3:
-        raise TausynthError(f"{_who(subject)}prediction must be a 3D volume, got shape {pred.shape}")
+        raise TausynthError(f"{subject_prefix(subject)}prediction must be a 3D volume, got shape {pred.shape}")
     if pred.shape != tgt.shape or m.shape != tgt.shape:
         raise TausynthError(
-            f"{_who(subject)}shapes differ: prediction {pred.shape}, target {tgt.shape}, mask {m.shape}"
+            f"{subject_prefix(subject)}shapes differ: prediction {pred.shape}, target {tgt.shape}, mask {m.shape}"
         )
     m = m if m.dtype == bool else np.nan_to_num(m.astype(np.float64)) > 0.5
     if not m.any():
-        raise TausynthError(f"{_who(subject)}brain mask is empty")
+        raise TausynthError(f"{subject_prefix(subject)}brain mask is empty")
     for what, arr in (("prediction", pred), ("target", tgt)):
         bad = int(np.count_nonzero(~np.isfinite(arr[m])))
         if bad:
-            raise TausynthError(f"{_who(subject)}{what} has {bad} NaN or infinite voxel(s) inside the brain mask")
+            raise TausynthError(f"{subject_prefix(subject)}{what} has {bad} NaN or infinite voxel(s) inside the brain mask")
     return pred, tgt, m
 
 
@@ -150,7 +147,7 @@ def resolve_data_range(target: np.ndarray, mask: np.ndarray, data_range: DataRan
         value = float(values.max() - values.min())
         if not value > 0:
             raise TausynthError(
-                f"{_who(subject)}target is constant inside the brain mask; data_range='target' is undefined"
+                f"{subject_prefix(subject)}target is constant inside the brain mask; data_range='target' is undefined"
             )
         return value
     value = float(data_range)
@@ -236,7 +233,7 @@ def _centres_mean(smap: np.ndarray, m: np.ndarray, window: int, subject: object 
     centres = m[h:-h, h:-h, h:-h] if h else m
     if not centres.any():
         raise TausynthError(
-            f"{_who(subject)}no brain-mask voxel lies {h} voxels or more from the volume border; "
+            f"{subject_prefix(subject)}no brain-mask voxel lies {h} voxels or more from the volume border; "
             f"SSIM with a {window}-voxel window is undefined"
         )
     return float(smap[centres].mean())

@@ -1,6 +1,6 @@
 """Regional SUVR of real and synthetic PET in Braak regions, meta-temporal and off-target regions.
 
-Region sets are **parameters** (paper-spec §9): :func:`braak_regions` and :func:`off_target_regions`
+Region sets are **parameters** (the paper does not list its label IDs): :func:`braak_regions` and :func:`off_target_regions`
 return fresh dicts of FreeSurfer label IDs built from :func:`tausynth.data.atlas.roi_sets` that a
 caller may edit, extend or replace. Labels come from the phantom's label map or from a FreeSurfer
 ``aparc+aseg`` (the manifest's ``labels`` column) on the PET grid.
@@ -9,7 +9,7 @@ Region means are voxel-weighted, i.e. volume-weighted over the structures of a c
 large region counts more than a small one), and restricted to grey matter:
 
 * with a grey-matter fraction map ``gm``, a voxel counts when its label is in the region and
-  ``gm >= gm_min`` (0.5, the phantom's "GM ribbon" rule, ``phantom.md`` §3.6);
+  ``gm >= gm_min`` (0.5, the synthetic cohort's "GM ribbon" rule);
 * without one, the label alone: FreeSurfer's cortical ``aparc`` labels *are* the GM ribbon and the
   aseg structures used here (hippocampus, amygdala, deep nuclei) are GM structures.
 
@@ -28,7 +28,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from tausynth.data import regions as _regions
 from tausynth.data.atlas import roi_sets
+from tausynth.data.regions import GM_MIN, MISSING_POLICIES, region_means  # noqa: F401 (re-exported)
 from tausynth.errors import TausynthError
 
 __all__ = [
@@ -52,14 +54,10 @@ BRAAK_REGIONS: tuple[str, ...] = (
 """Names of the AD-relevant regions (Braak I = entorhinal, II = hippocampus, III–VI, composites, meta-temporal)."""
 OFF_TARGET_REGIONS: tuple[str, ...] = ("putamen", "pallidum", "caudate", "thalamus", "choroid")
 """Off-target binding sites of flortaucipir reported separately (Baker, Maass & Jagust 2017)."""
-GM_MIN = 0.5
-"""Grey-matter fraction a voxel needs when a GM map is given (phantom.md §3.6)."""
-MISSING_POLICIES = ("error", "ignore")
-"""Allowed values of ``missing``: what to do with label IDs of a region absent from the label map."""
 
 
 def braak_regions(names: Sequence[str] = BRAAK_REGIONS) -> dict[str, tuple[int, ...]]:
-    """Return a fresh dict of the AD-relevant regions' FreeSurfer IDs (paper-spec §9).
+    """Return a fresh dict of the AD-relevant regions' FreeSurfer IDs (Desikan–Killiany cortex, aseg subcortex).
 
     Parameters
     ----------
@@ -82,10 +80,6 @@ def _select(names: Sequence[str]) -> dict[str, tuple[int, ...]]:
     return {n: tuple(sets[n]) for n in names}
 
 
-def _who(subject: object | None) -> str:
-    return "" if subject is None else f"subject {subject}: "
-
-
 def region_masks(
     labels: np.ndarray,
     regions: Mapping[str, Iterable[int]],
@@ -95,73 +89,9 @@ def region_masks(
     missing: Literal["error", "ignore"] = "error",
     subject: object | None = None,
 ) -> dict[str, np.ndarray]:
-    """Boolean voxel mask of every region (label in the region, and GM where a GM map is given).
-
-    Parameters
-    ----------
-    labels : numpy.ndarray
-        Integer label map (FreeSurfer IDs); float arrays are rounded.
-    regions : mapping of str to iterable of int
-        Region name to label IDs, e.g. :func:`braak_regions`.
-    gm : numpy.ndarray, optional
-        Grey-matter fraction on the same grid.
-    gm_min : float, default=0.5
-        A voxel counts when ``gm >= gm_min`` (ignored without ``gm``).
-    label_only : iterable of str
-        Regions measured on their labels alone even when ``gm`` is given.
-    missing : {"error", "ignore"}, default="error"
-        A region with label IDs absent from the map raises (``"error"``), or is measured on the
-        IDs present (``"ignore"``).
-    subject : object, optional
-        Subject identifier for error messages.
-
-    Raises
-    ------
-    TausynthError
-        On mismatched shapes, a label absent from the map (``missing="error"``), or an empty region.
-    """
-    if missing not in MISSING_POLICIES:
-        raise TausynthError(f"missing={missing!r} not allowed; use one of {', '.join(MISSING_POLICIES)}")
-    lab = np.asarray(labels)
-    if lab.dtype.kind == "f":
-        lab = np.rint(lab).astype(np.int64)
-    ribbon = None
-    if gm is not None:
-        g = np.asarray(gm)
-        if g.shape != lab.shape:
-            raise TausynthError(f"{_who(subject)}GM map shape {g.shape} does not match the label map shape {lab.shape}")
-        ribbon = g >= gm_min
-    present = set(np.unique(lab).tolist())
-    label_only = set(label_only)
-    out: dict[str, np.ndarray] = {}
-    for name, ids in regions.items():
-        ids = sorted({int(i) for i in ids})
-        if not ids:
-            raise TausynthError(f"{_who(subject)}region {name!r} has no label IDs")
-        absent = [i for i in ids if i not in present]
-        if absent and missing == "error":
-            raise TausynthError(
-                f"{_who(subject)}region {name!r}: label(s) {', '.join(map(str, absent))} absent from the label map"
-            )
-        sel = np.isin(lab, ids)
-        if ribbon is not None and name not in label_only:
-            sel &= ribbon
-        if not sel.any():
-            extra = f" with GM >= {gm_min:g}" if ribbon is not None and name not in label_only else ""
-            raise TausynthError(f"{_who(subject)}region {name!r} is empty (no voxel{extra} with labels {ids})")
-        out[name] = sel
-    return out
-
-
-def region_means(volume: np.ndarray, masks: Mapping[str, np.ndarray], subject: object | None = None) -> dict[str, float]:
-    """Voxel-weighted mean of ``volume`` in each mask of :func:`region_masks` (float64 accumulation)."""
-    vol = np.asarray(volume)
-    out = {}
-    for name, sel in masks.items():
-        if sel.shape != vol.shape:
-            raise TausynthError(f"{_who(subject)}image shape {vol.shape} does not match the label map shape {sel.shape}")
-        out[name] = float(np.mean(vol[sel], dtype=np.float64))
-    return out
+    """:func:`tausynth.data.regions.region_masks` with the evaluation's defaults: the off-target regions
+    measured on their labels alone, and an empty region refused (one line naming the subject and region)."""
+    return _regions.region_masks(labels, regions, gm, gm_min, label_only, missing, "error", subject)
 
 
 def subject_roi_rows(

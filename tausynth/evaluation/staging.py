@@ -8,7 +8,7 @@ threshold".
 Thresholds (:class:`StagingThresholds`, all parameters). Maass et al. (2017, Fig. 1) published
 1.13 / 1.30 / 1.87 (I/II, III/IV, V/VI) for partial-volume-corrected SUVR; our PET is not
 partial-volume corrected, and on non-PVC data V/VI > 1.87 is almost never reached (the phantom's
-mean Braak V/VI SUVR at stage VI is 1.68, ``phantom.md`` §5.1). The defaults are therefore
+mean Braak V/VI SUVR at stage VI is 1.68). The defaults are therefore
 calibrated on the phantom's non-PVC values, in the spirit of Maass's "above the controls" rule:
 
 * Braak I/II (``braak1``, entorhinal): **1.13** — Maass's value, which also splits the phantom's
@@ -17,7 +17,7 @@ calibrated on the phantom's non-PVC values, in the spirit of Maass's "above the 
 * Braak V/VI (``braak56``): **1.20** — mean + 2 SD of the phantom's CN A− subjects (1.12 ± 0.04).
 
 The Braak I/II composite is the entorhinal cortex alone: the hippocampus (Braak II) is excluded
-by default because of choroid-plexus spill-in (paper-spec §9). For real data, derive thresholds
+by default because of choroid-plexus spill-in, as in the paper's regional analysis. For real data, derive thresholds
 from one's own controls with :meth:`StagingThresholds.from_controls`.
 """
 

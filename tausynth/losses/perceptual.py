@@ -25,7 +25,6 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from torchvision.models.vgg import cfgs, make_layers
 
-from tausynth.config import SLICE_SCALINGS
 from tausynth.errors import TausynthError
 from tausynth.losses._weights import (
     hub_checkpoint_path,
@@ -35,11 +34,11 @@ from tausynth.losses._weights import (
     run_features,
 )
 from tausynth.losses.schedule import PLANES
+from tausynth.vocabulary import PERCEPTUAL_MODES, SLICE_SCALINGS, check_choice
 
 PLANE_AXES: dict[str, int] = {"sagittal": 2, "coronal": 3, "axial": 4}
 """Axis of a ``(B, 1, X, Y, Z)`` RAS tensor along which each plane's slices are taken."""
 
-PERCEPTUAL_MODES: tuple[str, ...] = ("none", "2d", "2.5d", "cyclic", "3d")
 """Perceptual terms: none, one fixed plane, mean of the three planes, the scheduled plane, 3D."""
 
 VGG16_IMAGENET_FILE = "vgg16-397923af.pth"
@@ -56,13 +55,6 @@ slow the CPU down (the activations leave the caches), smaller ones pay per-call 
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
-    """Return ``value`` if it is one of ``allowed``; else raise a message naming both."""
-    if not isinstance(value, str) or value not in allowed:
-        raise TausynthError(f"{name}: {value!r} is not one of {', '.join(map(repr, allowed))}")
-    return value
 
 
 def vgg16_cache_path() -> Path:

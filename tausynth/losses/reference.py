@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tausynth.losses.perceptual import PLANE_AXES, check_choice
+from tausynth.losses.perceptual import PLANE_AXES
 from tausynth.losses.schedule import PLANES
+from tausynth.vocabulary import check_choice
 
 
 def per_slice_loop_loss(

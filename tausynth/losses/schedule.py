@@ -16,8 +16,8 @@ from numbers import Real
 import torch
 
 from tausynth.errors import TausynthError
+from tausynth.vocabulary import PLANES
 
-PLANES: tuple[str, str, str] = ("axial", "coronal", "sagittal")
 """The three planes, in the order the schedule visits them."""
 
 

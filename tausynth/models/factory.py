@@ -70,6 +70,7 @@ from tausynth.errors import TausynthError
 from tausynth.models.gan import CycleGAN, PatchGAN, Pix2Pix, check_gan_mode
 from tausynth.models.padding import SpatialPadCrop
 from tausynth.models.precision import guard_small_input_convs
+from tausynth.vocabulary import MODELS
 
 __all__ = [
     "D_NORMS",
@@ -85,7 +86,7 @@ __all__ = [
     "unet_kwargs",
 ]
 
-MODEL_NAMES = ("unet", "unetr", "swinunetr", "pix2pix", "cyclegan")
+MODEL_NAMES = MODELS  # the factory's name for the vocabulary's list
 KINDS = {
     "unet": "supervised",
     "unetr": "supervised",

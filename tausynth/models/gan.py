@@ -1,7 +1,6 @@
 """3D Pix2Pix and CycleGAN: generator + PatchGAN discriminator pairs and their original objectives.
 
-The paper adds its cyclic 2.5D perceptual loss to each GAN's **original** objective (paper-spec
-§6). The originals' weights are not given for 3D, so we take the 2D papers' defaults:
+The paper adds its cyclic 2.5D perceptual loss to each GAN's **original** objective. The originals' weights are not given for 3D, so we take the 2D papers' defaults:
 
 * Pix2Pix (Isola et al. 2017): ``L_G = L_adv(D(x, G(x))) + λ_L1 · |G(x) − y|₁`` with λ_L1 = 100;
   the discriminator is **conditional**, it sees ``concat(MRI, PET)`` (2 channels).

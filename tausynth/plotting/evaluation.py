@@ -9,6 +9,8 @@ real, synthetic`` plus ``diagnosis``) or plain arrays.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -18,6 +20,10 @@ from matplotlib.figure import Figure
 
 from tausynth.errors import TausynthError
 from tausynth.evaluation.agreement import agreement_stats, bland_altman
+from tausynth.evaluation.evaluate import SUVR_KINDS, RunEvaluation
+from tausynth.evaluation.staging import confusion_matrix
+from tausynth.evaluation.tables import rank_subjects
+from tausynth.io import load_nifti
 from tausynth.plotting.scales import DIFF_CMAP, PET_CMAP, SUVR_DIFF, SUVR_RANGE
 
 __all__ = [
@@ -31,6 +37,7 @@ __all__ = [
     "plot_runs_on_subject",
     "plot_subject_slices",
     "plot_tracking",
+    "write_run_figures",
 ]
 
 DX_COLORS: dict[str, str] = {"CN": "#2ca02c", "MCI": "#ff7f0e", "AD": "#d62728"}
@@ -342,6 +349,48 @@ def plot_runs_on_subject(
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def write_run_figures(ev: RunEvaluation, out: Path, files: Mapping[str, tuple[str, str, str]]) -> list[Path]:
+    """The figures of ``tausynth evaluate``, as PNGs in ``out``: ROI scatter, Bland–Altman, residuals, staging, best/worst.
+
+    ``ev`` is :func:`tausynth.evaluation.evaluate.evaluate_run`'s result and ``files``
+    :func:`tausynth.evaluation.evaluate.prediction_files`' map of each subject's synthetic PET, real PET and mask.
+    Returns the paths written.
+    """
+    written = []
+
+    def save(fig: Any, name: str) -> None:
+        path = out / f"{name}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+
+    out.mkdir(parents=True, exist_ok=True)
+    roi = ev.per_region
+    if not roi.empty:
+        main = [r for r in ("metatemporal", "braak1", "braak2", "braak34", "braak56", "braak6") if r in set(roi["region"])]
+        save(plot_roi_scatter(roi, main), "roi_scatter")
+        save(plot_bland_altman(roi, main), "bland_altman")
+        save(plot_residuals_by_group(roi, main), "residuals_by_diagnosis")
+    if not ev.staging.empty:
+        save(plot_confusion(confusion_matrix(ev.staging["stage_real"], ev.staging["stage_synthetic"]),
+                              "imaging Braak stage: real (rows) vs synthetic PET"), "staging_confusion")
+    suvr = ev.per_subject[ev.per_subject["kind"].isin(SUVR_KINDS)]
+    if not suvr.empty:
+        ranked = suvr
+        best, worst = rank_subjects(ranked, "ssim", k=1)
+        cases = []
+        for tag, sid in (("best", best[0]), ("worst", worst[0])):
+            pred_path, pet_path, mask_path = files[sid]
+            score = float(ranked.loc[ranked["subject_id"] == sid, "ssim"].mean())
+            case: dict[str, Any] = {"real": load_nifti(pet_path)[0], "synthetic": load_nifti(pred_path)[0],
+                                    "title": f"{tag}: {sid}\nSSIM {score:.3f}"}
+            if mask_path:
+                case["mask"] = load_nifti(mask_path)[0] > 0.5
+            cases.append(case)
+        save(plot_subject_slices(cases), "best_worst_subjects")
+    return written
 
 
 _VERDICT_COLORS = {"tracks": "#2ca02c", "does not track": "#7f7f7f", "anti-correlated": "#d62728"}

@@ -1,4 +1,4 @@
-"""MyST markdown that chapters display: download links and admonitions.
+"""MyST markdown that chapters display: download links, admonitions and code listings.
 
 MyST-NB renders a cell's Markdown outputs as CommonMark unless the cell's metadata says
 ``mystnb.markdown_format: myst``; cells that display these snippets say so.
@@ -9,21 +9,29 @@ MyST-NB renders a cell's Markdown outputs as CommonMark unless the cell's metada
 ``{download}`` role with a path from the source root, so it resolves from any page, run pages
 included.
 
+**Listings.** The key algorithms are shown as the package runs them: a listing is the function's
+own source, so it cannot drift from the code.
+
 **Admonitions.** What a reader must know about how a result was made (pretrained weights that were
 not available offline, for example) is a note in plain words on the page, never a library warning.
 """
 
 from __future__ import annotations
 
+import ast
+import inspect
 import re
 import shutil
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from tausynth.io import atomic_path, atomic_write_text
 
-__all__ = ["ADMONITIONS", "DOWNLOADS", "admonition", "download_link"]
+__all__ = ["ADMONITIONS", "DOWNLOADS", "admonition", "download_link", "listing"]
 
 #: Where the files go, relative to the folder the chapter runs in.
 DOWNLOADS = Path("_build") / "downloads"
@@ -91,3 +99,15 @@ def admonition(text: str, title: str, kind: str = "note") -> str:
     if kind not in ADMONITIONS:
         raise ValueError(f"kind must be one of {', '.join(ADMONITIONS)}, got {kind!r}")
     return f":::{{admonition}} {title}\n:class: {kind}\n{text}\n:::"
+
+
+def listing(function: Callable[..., Any], docstring: bool = False) -> str:
+    """A fenced Python code block with the source of ``function`` (its docstring left out unless asked)."""
+    source = textwrap.dedent(inspect.getsource(function))
+    if not docstring:
+        body = ast.parse(source).body[0]
+        first = body.body[0] if isinstance(body, ast.FunctionDef | ast.AsyncFunctionDef) else None
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            lines = source.splitlines(keepends=True)
+            source = "".join(lines[: first.lineno - 1] + lines[first.end_lineno:])
+    return f"```python\n{source.rstrip()}\n```"

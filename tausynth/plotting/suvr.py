@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from tausynth.harmonisation import Scan
 from tausynth.plotting.scales import PET_CMAP, SUVR_RANGE
-from tausynth.suvr import ManufacturerStandardizer, Scan, minmax_normalize
+from tausynth.suvr import ManufacturerStandardizer, minmax_normalize
 
 __all__ = [
     "MANUFACTURER_COLORS",

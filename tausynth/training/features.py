@@ -51,8 +51,8 @@ from tausynth.losses.indomain import PretrainConfig, pretrain_vgg16
 from tausynth.losses.medicalnet import medicalnet_cache_path, resnet10_medicalnet
 from tausynth.losses.perceptual import vgg16_cache_path, vgg16_relu4_3
 from tausynth.losses.slices import plane_slices
-from tausynth.training.data import PetNormaliser
 from tausynth.training.engine import build_loss
+from tausynth.training.inputs import PetNormaliser
 
 __all__ = ["OFFLINE_DEFAULT", "FeatureSource", "build_perceptual_features", "state_sha256"]
 

@@ -28,7 +28,7 @@ from tausynth.errors import TausynthError
 from tausynth.io import PathLike, atomic_write_text, file_sha256, save_nifti
 from tausynth.models import build, predict_pet
 from tausynth.training.checkpoint import load_checkpoint, load_model_state
-from tausynth.training.data import PetNormaliser
+from tausynth.training.inputs import PetNormaliser
 from tausynth.training.run import RunPaths, read_provenance, read_run_config
 
 __all__ = ["load_trained_model", "predict_run", "prediction_examples"]
@@ -163,7 +163,7 @@ def predict_run(
                 }
             )
     table = pd.DataFrame(rows)
-    atomic_write_text(out_dir / "predictions.csv", table.to_csv(index=False))
+    atomic_write_text(out_dir / RunPaths(run_dir).predictions_table(split).name, table.to_csv(index=False))
     if log is not None:
         kinds = ", ".join(sorted(set(table["kind"]))) if len(table) else "nothing"
         log(f"wrote {len(table)} predictions ({kinds}) of split {split!r} to {out_dir}")

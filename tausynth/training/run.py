@@ -45,9 +45,12 @@ RESUMABLE_FIELDS = ("training.max_epochs", "training.max_minutes")
 
 @dataclass(frozen=True)
 class RunPaths:
-    """The files of one run folder."""
+    """The files of one run folder (``root`` may be given as a string)."""
 
     root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
 
     @property
     def config(self) -> Path:
@@ -86,6 +89,10 @@ class RunPaths:
     @property
     def predictions(self) -> Path:
         return self.root / "predictions"
+
+    def predictions_table(self, split: str) -> Path:
+        """``predictions/<split>/predictions.csv``: the file table ``tausynth predict`` writes."""
+        return self.predictions / split / "predictions.csv"
 
 
 def default_run_name(cfg: Config) -> str:

@@ -1,6 +1,6 @@
 """The paper's epoch-level semantics: plane schedule, best-since-switch and early stopping.
 
-What the official code does at the end of every epoch (paper-spec §5), as one small state machine
+What the official code does at the end of every epoch , as one small state machine
 that a test can drive with a fake validation-loss sequence:
 
 * the perceptual plane of epoch ``e`` is :func:`~tausynth.losses.schedule.plane_at_epoch` (training

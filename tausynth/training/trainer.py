@@ -1,6 +1,6 @@
 """The training loop: :func:`train` runs (or resumes) one run folder to completion.
 
-Per epoch ``e`` (paper-spec §5): the plane is ``plane_at_epoch(e)``; a phase start resets the best
+Per epoch ``e``, as the official code trains: the plane is ``plane_at_epoch(e)``; a phase start resets the best
 validation loss; the model trains on the shuffled training split; the validation loss (the same
 total loss at the same plane, no augmentation) decides the best-since-switch checkpoint and early
 stopping (:class:`~tausynth.training.state.PaperSchedule`); the cosine LR steps once; then
@@ -34,14 +34,6 @@ from tausynth.training.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from tausynth.training.data import (
-    PetNormaliser,
-    build_datasets,
-    derive_seed,
-    epoch_loader,
-    resolve_manifest,
-    seed_everything,
-)
 from tausynth.training.distributed import (
     DistContext,
     all_reduce_sums,
@@ -50,6 +42,14 @@ from tausynth.training.distributed import (
 )
 from tausynth.training.engine import Engine, build_loss
 from tausynth.training.features import build_perceptual_features
+from tausynth.training.inputs import (
+    PetNormaliser,
+    build_datasets,
+    derive_seed,
+    epoch_loader,
+    resolve_manifest,
+    seed_everything,
+)
 from tausynth.training.logging import MetricsLog, progress_bar, tensorboard_writer
 from tausynth.training.run import (
     RunPaths,
@@ -63,7 +63,7 @@ from tausynth.training.run import (
 )
 from tausynth.training.state import PaperSchedule, TrainingState
 
-__all__ = ["TrainResult", "TrainingInterrupted", "init_output_bias", "resolve_device", "train", "validation_terms"]
+__all__ = ["TrainResult", "TrainingInterrupted", "init_output_bias", "resolve_device", "run_epoch", "train", "validation_terms"]
 
 BatchHook = Callable[[int, dict[str, Any]], None]
 
@@ -264,6 +264,54 @@ def _discard_new_run(paths: RunPaths) -> None:
             folder.rmdir()
 
 
+@dataclass
+class _Session:
+    """One call of :func:`train` on one run folder: what every step of the loop reads and updates."""
+
+    cfg: Config
+    ctx: DistContext
+    device: torch.device
+    run_dir: Path
+    paths: RunPaths
+    log: Callable[[str], None]
+    started: float
+    normaliser: PetNormaliser
+    model: torch.nn.Module
+    loss_fn: torch.nn.Module
+    engine: Engine
+    schedule: PaperSchedule
+    train_ds: Any
+    val_ds: Any
+    grid: tuple[int, ...]
+    state: TrainingState
+    provenance: dict[str, Any] = field(default_factory=dict)
+    prior_seconds: float = 0.0
+    metrics: MetricsLog | None = None
+    tb: Any = None
+    bars: bool = False
+
+    def save(self, target: Path, complete: bool = True, step_in_epoch: int = 0) -> None:
+        """A checkpoint with everything an exact resume needs (weights, optimisers, schedule, RNG, statistics)."""
+        save_checkpoint(target, {
+            "model_name": self.cfg.model.name, "kind": self.engine.kind, "model": self.model.state_dict(),
+            **self.engine.state_dict(), "state": self.state.to_dict(), "rng": capture_rng(),
+            "normalisation": self.normaliser.kind, "standardizer": self.normaliser.to_dict(), "grid": list(self.grid),
+            "config": dump_config(self.cfg), "complete": complete, "step_in_epoch": step_in_epoch,
+        })
+
+    def finish(self, status: str) -> None:
+        """Write the provenance with the run's ``status`` and where it stands now."""
+        state = self.state
+        self.provenance.update(
+            status=status, stop_reason=state.stopped, epochs_done=state.epoch, steps_done=state.steps,
+            best_val_since_switch=None if math.isinf(state.best_val) else state.best_val,
+            wall_seconds=self.prior_seconds + time.perf_counter() - self.started, updated=now_iso(),
+        )
+        self.provenance["sessions"][-1]["ended"] = now_iso()
+        self.provenance["sessions"][-1]["end_epoch"] = state.epoch
+        write_provenance(self.run_dir, self.provenance)
+
+
 def _train_from(
     cfg: Config, ctx: Any, device: torch.device, amp_dtype: Any, run_dir: Path, paths: RunPaths, mode: str,
     manifest_path: Any, checkpoint: dict[str, Any] | None, runs_root: PathLike, root: PathLike, progress: bool,
@@ -271,6 +319,42 @@ def _train_from(
     started: float,
 ) -> TrainResult:
     """The body of :func:`train` once the run folder and the manifest are settled."""
+    run, feature_record, output_bias = _set_up(cfg, ctx, device, amp_dtype, run_dir, paths, mode, manifest_path,
+                                               checkpoint, runs_root, root, log, extend_time_limited, started)
+    run.bars = progress and ctx.is_main
+    run.tb, tb_status = tensorboard_writer(paths.tensorboard) if ctx.is_main else (None, "rank > 0")
+    previous = read_provenance(run_dir) if (ctx.is_main and mode == "resume" and paths.provenance.is_file()) else {}
+    run.provenance = _provenance(run, amp_dtype, manifest_path, feature_record, tb_status, mode, previous,
+                                 previous.get("output_bias_init") if checkpoint is not None else output_bias)
+    run.prior_seconds = float(previous.get("wall_seconds", 0.0))
+    run.metrics = MetricsLog(paths.metrics, resume_epoch=run.state.epoch) if ctx.is_main else None
+    if ctx.is_main:
+        write_provenance(run_dir, run.provenance)
+    resumed = mode == "resume"
+    if resumed and ctx.is_main:
+        log(f"resuming {run_dir} at epoch {run.state.epoch}")
+    epochs_this_call = _run_epochs(run, stop_after, on_batch)
+    seconds = time.perf_counter() - started
+    status = "finished" if run.state.stopped is not None else "paused"
+    summary = _summary(run, status, epochs_this_call, seconds)
+    if ctx.is_main:
+        run.finish(status)
+        if epochs_this_call > 0:  # the run has moved past the epoch a Ctrl-C snapshot was taken in
+            paths.interrupted.unlink(missing_ok=True)
+        log(summary)
+    return TrainResult(run_dir, run.state, seconds, epochs_this_call, resumed, summary, run.provenance)
+
+
+def _set_up(
+    cfg: Config, ctx: Any, device: torch.device, amp_dtype: Any, run_dir: Path, paths: RunPaths, mode: str,
+    manifest_path: Any, checkpoint: dict[str, Any] | None, runs_root: PathLike, root: PathLike,
+    log: Callable[[str], None], extend_time_limited: bool, started: float,
+) -> tuple[_Session, dict[str, Any], float | None]:
+    """Data, statistics, model, loss and optimisers, new or restored from the checkpoint of a resumed run.
+
+    Returns the session, the perceptual network's provenance record and the output bias set now
+    (``None`` unless a new run initialises it).
+    """
     t = cfg.training
     frame = load_manifest(manifest_path)
     if mode == "resume" and checkpoint is None:
@@ -305,34 +389,42 @@ def _train_from(
         elif state.stopped in ("max_epochs", "time_limit") and state.epoch < t.max_epochs:
             state.stopped = None  # extended or re-timed: keep going
     broadcast_parameters(model, ctx)
+    run = _Session(cfg, ctx, device, run_dir, paths, log, started, normaliser, model, loss_fn, engine, schedule,
+                   train_ds, val_ds, tuple(grid), state)
+    return run, feature_source.record, output_bias
 
-    tb, tb_status = tensorboard_writer(paths.tensorboard) if ctx.is_main else (None, "rank > 0")
-    previous = read_provenance(run_dir) if (ctx.is_main and mode == "resume" and paths.provenance.is_file()) else {}
-    provenance: dict[str, Any] = {
-        "run_dir": str(run_dir),
-        "run_name": run_dir.name,
+
+def _provenance(
+    run: _Session, amp_dtype: Any, manifest_path: Any, feature_record: dict[str, Any], tb_status: str, mode: str,
+    previous: dict[str, Any], output_bias: float | None,
+) -> dict[str, Any]:
+    """The run's ``provenance.json`` at the start of this call (a resumed run keeps its history)."""
+    cfg, t, state = run.cfg, run.cfg.training, run.state
+    return {
+        "run_dir": str(run.run_dir),
+        "run_name": run.run_dir.name,
         "profile": cfg.profile,
-        "model": describe(model),
+        "model": describe(run.model),
         "loss": cfg.loss.perceptual,
         "normalisation": cfg.normalisation,
         "seed": t.seed,
-        "environment": environment_record(str(device)),
-        "world_size": ctx.world_size,
+        "environment": environment_record(str(run.device)),
+        "world_size": run.ctx.world_size,
         "amp": None if amp_dtype is None else str(amp_dtype).replace("torch.", ""),
-        "perceptual_weights": loss_fn.weights_source,
-        "perceptual_features": feature_source.record,
+        "perceptual_weights": run.loss_fn.weights_source,
+        "perceptual_features": feature_record,
         "data": {
             "manifest": str(manifest_path),
             "manifest_sha256": file_sha256(manifest_path),
-            "n_train": len(train_ds),
-            "n_val": len(val_ds),
+            "n_train": len(run.train_ds),
+            "n_val": len(run.val_ds),
             "augment": cfg.data.augment,
-            "grid": list(grid),
+            "grid": list(run.grid),
         },
-        "standardizer": normaliser.to_dict(),
-        "schedule": schedule.describe(),
+        "standardizer": run.normaliser.to_dict(),
+        "schedule": run.schedule.describe(),
         "time_limit_minutes": t.max_minutes,
-        "output_bias_init": previous.get("output_bias_init") if checkpoint is not None else output_bias,
+        "output_bias_init": output_bias,
         "tensorboard": tb_status,
         "started": previous.get("started", now_iso()),
         "sessions": [*previous.get("sessions", []), {"started": now_iso(), "start_epoch": state.epoch, "mode": mode}],
@@ -341,136 +433,30 @@ def _train_from(
         "epochs_done": state.epoch,
         "steps_done": state.steps,
     }
-    prior_seconds = float(previous.get("wall_seconds", 0.0))
 
-    def save(target: Path, complete: bool = True, step_in_epoch: int = 0) -> None:
-        save_checkpoint(
-            target,
-            {
-                "model_name": cfg.model.name,
-                "kind": engine.kind,
-                "model": model.state_dict(),
-                **engine.state_dict(),
-                "state": state.to_dict(),
-                "rng": capture_rng(),
-                "normalisation": normaliser.kind,
-                "standardizer": normaliser.to_dict(),
-                "grid": list(grid),
-                "config": dump_config(cfg),
-                "complete": complete,
-                "step_in_epoch": step_in_epoch,
-            },
-        )
 
-    def finish(status: str) -> None:
-        provenance.update(
-            status=status,
-            stop_reason=state.stopped,
-            epochs_done=state.epoch,
-            steps_done=state.steps,
-            best_val_since_switch=None if math.isinf(state.best_val) else state.best_val,
-            wall_seconds=prior_seconds + time.perf_counter() - started,
-            updated=now_iso(),
-        )
-        provenance["sessions"][-1]["ended"] = now_iso()
-        provenance["sessions"][-1]["end_epoch"] = state.epoch
-        write_provenance(run_dir, provenance)
+def _run_epochs(run: _Session, stop_after: int | None, on_batch: BatchHook | None) -> int:
+    """Train epoch after epoch until the schedule stops, the time bound passes or ``stop_after`` epochs are done.
 
-    metrics = MetricsLog(paths.metrics, resume_epoch=state.epoch) if ctx.is_main else None
-    if ctx.is_main:
-        write_provenance(run_dir, provenance)
-    bars = progress and ctx.is_main
+    Ctrl-C saves ``interrupted.pt`` and the provenance, then raises :class:`TrainingInterrupted`;
+    any other failure writes ``status: failed`` to the provenance and is raised again.
+    """
+    t, state, ctx, paths = run.cfg.training, run.state, run.ctx, run.paths
     epochs_this_call = 0
-    step_in_epoch = 0
     epoch = state.epoch
-    resumed = mode == "resume"
-    if resumed and ctx.is_main:
-        log(f"resuming {run_dir} at epoch {state.epoch}")
+    progress_in_epoch = [0]  # the step a Ctrl-C interrupts, for interrupted.pt
     try:
         while state.stopped is None and state.epoch < t.max_epochs:
             epoch = state.epoch
-            plane = schedule.begin_epoch(state, epoch)
-            phase_start = schedule.phase_start(epoch)
-            seed_everything(derive_seed(t.seed, epoch, ctx.rank))
-            epoch_start = time.perf_counter()
-            lr = engine.lr
-            engine.begin_epoch()
-            loader = epoch_loader(train_ds, cfg, ctx, epoch, train=True)
-            sums: dict[str, float] = {}
-            count = 0
-            steps_before = state.steps
-            n_batches = len(loader) if t.batches_per_epoch is None else min(len(loader), t.batches_per_epoch)
-            bar = progress_bar(
-                itertools.islice(loader, n_batches), total=n_batches,
-                desc=f"epoch {epoch + 1}/{t.max_epochs} {plane}", enabled=bars,
-            )
-            for step_in_epoch, batch in enumerate(bar):
-                if on_batch is not None:
-                    on_batch(epoch, batch)
-                terms, stepped = engine.train_step(batch, plane, last=step_in_epoch == n_batches - 1)
-                state.steps += int(stepped)
-                n = int(batch["t1"].shape[0])
-                count += n
-                for k, v in terms.items():
-                    sums[k] = sums.get(k, 0.0) + v * n
-                if bars:
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in terms.items() if k in ("loss", "mse", "ssim_loss", "perceptual", "d_loss")})
-            train_sums, train_n = _reduce(sums, count, ctx, device)
-            train_terms = _mean_terms(train_sums, train_n)
-            _check_finite(train_terms, "training", epoch, run_dir, paths.final.name, engine, ctx, finish)
-            val_loader = epoch_loader(val_ds, cfg, ctx, epoch, train=False)
-            val_terms, val_n = validation_terms(
-                ((engine.val_step(b, plane), int(b["t1"].shape[0])) for b in val_loader), t.val_reduction, ctx, device
-            )
-            if val_n:  # NaN weights after the epoch's last step show up here first
-                _check_finite(val_terms, "validation", epoch, run_dir, paths.final.name, engine, ctx, finish)
-            engine.step_schedulers()
-            decision = schedule.end_epoch(state, epoch, val_terms["loss"])
-            elapsed_call = time.perf_counter() - started
-            if not decision.stop and t.max_minutes is not None and elapsed_call > 60 * t.max_minutes and state.epoch < t.max_epochs:
-                state.stopped = "time_limit"
+            run_epoch(run, epoch, on_batch, progress_in_epoch)
             epochs_this_call += 1
-            seconds = time.perf_counter() - epoch_start
-            if ctx.is_main:
-                save(paths.final)
-                if decision.improved:
-                    save(paths.best)
-                row = {
-                    "epoch": epoch,
-                    "plane": plane,
-                    "phase_start": phase_start,
-                    "lr": lr,
-                    "steps": state.steps - steps_before,
-                    "samples": int(train_n),
-                    **{f"train_{k}": v for k, v in train_terms.items()},
-                    **{f"train_{k}": v for k, v in loss_fn.shares(train_terms).items()},
-                    **{f"val_{k}": v for k, v in val_terms.items()},
-                    **{f"val_{k}": v for k, v in loss_fn.shares(val_terms).items()},
-                    "best_val": state.best_val,
-                    "improved": decision.improved,
-                    "patience_counter": state.patience_counter,
-                    "seconds": seconds,
-                }
-                assert metrics is not None
-                metrics.append(row)
-                if tb is not None:
-                    for k, v in row.items():
-                        if isinstance(v, float):
-                            tb.add_scalar(k, v, epoch)
-                finish("running")
-                if not bars:
-                    log(
-                        f"epoch {epoch + 1:>3d}/{t.max_epochs} {plane:8s} lr {lr:.2e}  "
-                        f"train {train_terms.get('loss', math.nan):.4f}  val {val_terms['loss']:.4f}"
-                        f"{'  *' if decision.improved else ''}  {seconds:.1f} s"
-                    )
             if stop_after is not None and epochs_this_call >= stop_after and state.stopped is None:
                 break
     except KeyboardInterrupt:
         if ctx.is_main:
             state.stopped = "interrupted"
-            save(paths.interrupted, complete=False, step_in_epoch=step_in_epoch)
-            finish("interrupted")
+            run.save(paths.interrupted, complete=False, step_in_epoch=progress_in_epoch[0])
+            run.finish("interrupted")
         raise TrainingInterrupted(
             f"interrupted in epoch {epoch + 1}; saved {paths.interrupted}; "
             f"rerun with --resume to continue from the end of epoch {epoch} ({paths.final})"
@@ -478,27 +464,124 @@ def _train_from(
     except Exception:
         if ctx.is_main:  # a full disk, a crash: the provenance says so rather than "running"
             with contextlib.suppress(OSError):
-                finish("failed")
+                run.finish("failed")
         raise
     finally:
-        if tb is not None:
-            tb.close()
+        if run.tb is not None:
+            run.tb.close()
+    return epochs_this_call
 
-    seconds = time.perf_counter() - started
-    status = "finished" if state.stopped is not None else "paused"
-    best = "n/a" if math.isinf(state.best_val) else f"{state.best_val:.4f} (epoch {state.best_epoch + 1})"
-    summary = (
-        f"{cfg.model.name} {cfg.loss.perceptual} {cfg.normalisation} seed {t.seed}: "
-        f"{state.epoch}/{t.max_epochs} epochs ({epochs_this_call} now, {seconds:.1f} s), "
-        f"{status} ({state.stopped or 'stopped after ' + str(epochs_this_call) + ' epochs, resumable'}); "
-        f"best val since last switch {best}; plane {state.plane} -> {run_dir}"
+
+def run_epoch(run: _Session, epoch: int, on_batch: BatchHook | None = None, step: list[int] | None = None) -> None:
+    """One epoch of the paper's training, as the trainer runs it.
+
+    1. The plane of this epoch comes from Algorithm 2 (``plane_at_epoch``); the first epoch of a
+       phase resets the best validation loss.
+    2. Every training batch takes one optimizer step on α·MSE + β·(1 − SSIM) + γ·L_perc(plane).
+    3. The validation loss is the same total loss at the same plane, without augmentation.
+    4. It decides the best-since-switch checkpoint and early stopping; the cosine LR steps once.
+    5. ``final_model.pt`` (and, when improved, ``best_since_switch.pt``) and one row of
+       ``metrics.csv`` are written.
+    """
+    t, state, schedule = run.cfg.training, run.state, run.schedule
+    plane = schedule.begin_epoch(state, epoch)  # Algorithm 2; resets the best loss at a phase start
+    phase_start = schedule.phase_start(epoch)
+    seed_everything(derive_seed(t.seed, epoch, run.ctx.rank))
+    epoch_start = time.perf_counter()
+    lr = run.engine.lr
+    steps_before = state.steps
+    train_terms, train_n = _train_batches(run, epoch, plane, on_batch, step if step is not None else [0])
+    val_terms = _validate(run, epoch, plane)
+    run.engine.step_schedulers()
+    decision = schedule.end_epoch(state, epoch, val_terms["loss"])  # best since the switch, early stopping
+    elapsed_call = time.perf_counter() - run.started
+    if not decision.stop and t.max_minutes is not None and elapsed_call > 60 * t.max_minutes and state.epoch < t.max_epochs:
+        state.stopped = "time_limit"
+    if run.ctx.is_main:
+        run.save(run.paths.final)
+        if decision.improved:
+            run.save(run.paths.best)
+        _record_epoch(run, {
+            "epoch": epoch, "plane": plane, "phase_start": phase_start, "lr": lr,
+            "steps": state.steps - steps_before, "samples": int(train_n),
+            **{f"train_{k}": v for k, v in train_terms.items()},
+            **{f"train_{k}": v for k, v in run.loss_fn.shares(train_terms).items()},
+            **{f"val_{k}": v for k, v in val_terms.items()},
+            **{f"val_{k}": v for k, v in run.loss_fn.shares(val_terms).items()},
+            "best_val": state.best_val, "improved": decision.improved, "patience_counter": state.patience_counter,
+            "seconds": time.perf_counter() - epoch_start,
+        })
+
+
+def _train_batches(
+    run: _Session, epoch: int, plane: str, on_batch: BatchHook | None, step: list[int]
+) -> tuple[dict[str, float], float]:
+    """The epoch's optimizer steps; the mean loss terms over its samples (and ranks), checked finite."""
+    t, state = run.cfg.training, run.state
+    run.engine.begin_epoch()
+    loader = epoch_loader(run.train_ds, run.cfg, run.ctx, epoch, train=True)
+    sums: dict[str, float] = {}
+    count = 0
+    n_batches = len(loader) if t.batches_per_epoch is None else min(len(loader), t.batches_per_epoch)
+    bar = progress_bar(itertools.islice(loader, n_batches), total=n_batches,
+                       desc=f"epoch {epoch + 1}/{t.max_epochs} {plane}", enabled=run.bars)
+    for step[0], batch in enumerate(bar):
+        if on_batch is not None:
+            on_batch(epoch, batch)
+        terms, stepped = run.engine.train_step(batch, plane, last=step[0] == n_batches - 1)
+        state.steps += int(stepped)
+        n = int(batch["t1"].shape[0])
+        count += n
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + v * n
+        if run.bars:
+            bar.set_postfix({k: f"{v:.4g}" for k, v in terms.items() if k in ("loss", "mse", "ssim_loss", "perceptual", "d_loss")})
+    train_sums, train_n = _reduce(sums, count, run.ctx, run.device)
+    train_terms = _mean_terms(train_sums, train_n)
+    _check_finite(train_terms, "training", epoch, run)
+    return train_terms, train_n
+
+
+def _validate(run: _Session, epoch: int, plane: str) -> dict[str, float]:
+    """The validation loss terms of the epoch (the same loss at the same plane, no augmentation)."""
+    val_loader = epoch_loader(run.val_ds, run.cfg, run.ctx, epoch, train=False)
+    val_terms, val_n = validation_terms(
+        ((run.engine.val_step(b, plane), int(b["t1"].shape[0])) for b in val_loader),
+        run.cfg.training.val_reduction, run.ctx, run.device,
     )
-    if ctx.is_main:
-        finish(status)
-        if epochs_this_call > 0:  # the run has moved past the epoch a Ctrl-C snapshot was taken in
-            paths.interrupted.unlink(missing_ok=True)
-        log(summary)
-    return TrainResult(run_dir, state, seconds, epochs_this_call, resumed, summary, provenance)
+    if val_n:  # NaN weights after the epoch's last step show up here first
+        _check_finite(val_terms, "validation", epoch, run)
+    return val_terms
+
+
+def _record_epoch(run: _Session, row: dict[str, Any]) -> None:
+    """One row of ``metrics.csv`` (and TensorBoard), the provenance, and a log line without progress bars."""
+    assert run.metrics is not None
+    run.metrics.append(row)
+    if run.tb is not None:
+        for k, v in row.items():
+            if isinstance(v, float):
+                run.tb.add_scalar(k, v, row["epoch"])
+    run.finish("running")
+    if not run.bars:
+        t = run.cfg.training
+        run.log(
+            f"epoch {row['epoch'] + 1:>3d}/{t.max_epochs} {row['plane']:8s} lr {row['lr']:.2e}  "
+            f"train {row.get('train_loss', math.nan):.4f}  val {row['val_loss']:.4f}"
+            f"{'  *' if row['improved'] else ''}  {row['seconds']:.1f} s"
+        )
+
+
+def _summary(run: _Session, status: str, epochs_this_call: int, seconds: float) -> str:
+    """The one-line summary of this call."""
+    cfg, state = run.cfg, run.state
+    best = "n/a" if math.isinf(state.best_val) else f"{state.best_val:.4f} (epoch {state.best_epoch + 1})"
+    return (
+        f"{cfg.model.name} {cfg.loss.perceptual} {cfg.normalisation} seed {cfg.training.seed}: "
+        f"{state.epoch}/{cfg.training.max_epochs} epochs ({epochs_this_call} now, {seconds:.1f} s), "
+        f"{status} ({state.stopped or 'stopped after ' + str(epochs_this_call) + ' epochs, resumable'}); "
+        f"best val since last switch {best}; plane {state.plane} -> {run.run_dir}"
+    )
 
 
 def _quiet(_line: str) -> None:
@@ -532,18 +615,16 @@ def init_output_bias(model: torch.nn.Module, dataset: Any) -> float:
     return value
 
 
-def _check_finite(
-    terms: dict[str, float], which: str, epoch: int, run_dir: Path, checkpoint: str, engine: Engine,
-    ctx: DistContext, finish: Callable[[str], None],
-) -> None:
+def _check_finite(terms: dict[str, float], which: str, epoch: int, run: _Session) -> None:
     """Stop with a one-line error when an epoch's mean loss is NaN or infinite (the last good checkpoint stays)."""
     if math.isfinite(terms.get("loss", 0.0)):
         return
-    if ctx.is_main:
-        finish("failed")
-    hint = "; it ran under bf16/fp16 autocast: try training.amp: false" if engine.amp_dtype is not None else ""
+    if run.ctx.is_main:
+        run.finish("failed")
+    hint = "; it ran under bf16/fp16 autocast: try training.amp: false" if run.engine.amp_dtype is not None else ""
     raise TausynthError(
-        f"{run_dir}: {which} loss is not finite in epoch {epoch + 1} (kept the checkpoint of epoch {epoch}, {checkpoint}){hint}"
+        f"{run.run_dir}: {which} loss is not finite in epoch {epoch + 1} "
+        f"(kept the checkpoint of epoch {epoch}, {run.paths.final.name}){hint}"
     )
 
 

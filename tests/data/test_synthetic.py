@@ -1,4 +1,4 @@
-"""Tests of the synthetic cohort generator: the ground-truth checks of phantom.md §6.2."""
+"""Tests of the synthetic cohort generator: its ground-truth checks."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def test_sample_cohort_columns_and_values():
     assert set(df["sex"]) <= {"F", "M"} and set(df["manufacturer"]) <= set(syn.MANUFACTURERS)
     assert df["age"].between(55, 92).all()
     assert (df["braak"] == np.floor(df["stage_cont"])).all() and df["stage_cont"].between(0, 7).all()
-    # no Braak V–VI among amyloid-negative subjects (table of §3.2)
+    # no Braak V–VI among amyloid-negative subjects
     assert (df.loc[df["amyloid"] == "A-", "braak"] <= 4).all()
 
 
@@ -213,7 +213,7 @@ def test_travelling_subject_keeps_anatomy_and_tau(subject):
     assert not np.array_equal(scans["GE"][2].pet, subject[2].pet)
     assert not np.array_equal(scans["GE"][2].t1, subject[2].t1)
     assert len({round(s.native_fwhm_mm, 6) for s in scans.values()}) == 3
-    # GE compresses contrast and shifts down; Philips shifts up (phantom.md §3.5)
+    # GE compresses contrast and shifts down; Philips shifts up (by design)
     brain = subject[2].mask.astype(bool)
     means = {m: s[2].pet[brain].mean() for m, s in scans.items()}
     assert means["GE"] < means["Siemens"] < means["Philips"]
@@ -235,7 +235,7 @@ def test_measure_rois_on_a_toy_volume():
 
 
 # ---------------------------------------------------------------------------------------------
-# tau spreading (phantom.md §6.2 "Spreading")
+# tau spreading
 # ---------------------------------------------------------------------------------------------
 
 

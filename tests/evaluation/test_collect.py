@@ -97,7 +97,7 @@ def test_collect_concatenates_runs_with_variant_columns(tmp_path, cohort, fake_p
 
 
 @pytest.mark.slow
-def test_evaluation_cache_reused_then_invalidated(tmp_path, cohort, fake_predict):
+def test_evaluation_cache_reused_then_invalidated(tmp_path, cohort, fake_predict, monkeypatch):
     run = _run(tmp_path, cohort, "unet-cyclic", maker=lambda pet: pet * 1.1)
     first = C.collect_runs([run], log=None)
     again = C.collect_runs([run], log=None)
@@ -118,6 +118,10 @@ def test_evaluation_cache_reused_then_invalidated(tmp_path, cohort, fake_predict
     labels = cohort / manifest[manifest["split"] == "test"].iloc[0]["labels"]
     st = labels.stat()
     os.utime(labels, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert C.collect_runs([run], cut=1.3, log=None).runs.loc[0, "evaluation"] == "evaluated"
+    # changed code anywhere in the package (the ROI sets of data/atlas.py, say) is another evaluation
+    assert C.collect_runs([run], cut=1.3, log=None).runs.loc[0, "evaluation"] == "cached"
+    monkeypatch.setattr(C, "source_digest", lambda: "the package after an edit")
     assert C.collect_runs([run], cut=1.3, log=None).runs.loc[0, "evaluation"] == "evaluated"
     assert fake_predict == []
 

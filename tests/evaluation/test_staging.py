@@ -23,7 +23,7 @@ def test_staging_proceeds_from_late_to_early():
 
 
 def test_phantom_stage_staircase_is_staged_correctly():
-    # phantom.md §5.1 ground-truth means (Braak I, III/IV, V/VI) at stages 0, I, II, IV, V, VI
+    # the synthetic cohort's ground-truth means (Braak I, III/IV, V/VI) at stages 0, I, II, IV, V, VI
     staircase = {0: (1.04, 1.13, 1.12), 1: (1.20, 1.14, 1.13), 2: (1.49, 1.15, 1.12),
                  4: (1.92, 1.59, 1.11), 5: (2.06, 2.04, 1.34), 6: (2.19, 2.18, 1.68)}
     for stage, (b1, b34, b56) in staircase.items():

@@ -30,7 +30,7 @@ SHAPE = (2, 1, 13, 11, 9)  # B = 2, non-cubic
 
 
 def loop_loss(features, pred, target, plane, *, imagenet=False, skip_empty=False):
-    """The official per-slice loop (paper-spec §3), written out independently of the package."""
+    """The official per-slice loop (Algorithm 1), written out independently of the package."""
     axis = {"sagittal": 2, "coronal": 3, "axial": 4}[plane]
     losses = []
     for i in range(pred.shape[axis]):

@@ -20,7 +20,7 @@ from tausynth.losses.schedule import (
     switch_epochs,
 )
 
-# paper-spec §4, defaults of the official code
+# Algorithm 2's defaults in the official code
 PAPER = {
     "axial": [0, 360, 600, 759, 864, 933, 978],
     "coronal": [120, 440, 653, 794, 887, 948, 988],

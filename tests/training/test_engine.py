@@ -10,9 +10,9 @@ import torch
 
 from tausynth.data.dataset import build_dataset
 from tausynth.models import MODEL_NAMES, build
-from tausynth.training.data import PetNormaliser
 from tausynth.training.distributed import DistContext
 from tausynth.training.engine import Engine, build_loss
+from tausynth.training.inputs import PetNormaliser
 
 pytestmark = pytest.mark.filterwarnings("ignore::tausynth.losses.PretrainedWeightsUnavailableWarning")
 

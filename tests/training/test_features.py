@@ -127,7 +127,7 @@ def _small(**kw):
 def test_balance_sets_the_term_against_the_mean_image_mse(smoke_config, frame, mode: str) -> None:
     from tausynth.losses import PerceptualLoss
     from tausynth.losses.ssim import SeparableSSIMLoss
-    from tausynth.training.data import PetNormaliser
+    from tausynth.training.inputs import PetNormaliser
 
     cfg = smoke_config(loss={"perceptual": mode, "weights": "calibrated", "perceptual_balance": 0.5})
     source = build_perceptual_features(cfg, frame)

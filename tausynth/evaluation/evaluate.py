@@ -1,4 +1,4 @@
-"""Evaluate a run's predictions: per-subject, per-region and summary CSVs, plus figures.
+"""Evaluate a run's predictions: per-subject, per-region and summary CSVs.
 
 :func:`evaluate_run` is what ``tausynth evaluate --run DIR`` does. It reads the file table that
 ``tausynth predict`` wrote (``<run>/predictions/<split>/predictions.csv``: one row per written
@@ -20,8 +20,9 @@ PET as SUVR, brain mask, label map, diagnosis) and the run's ``config.yaml`` (th
     folder has a ``subjects.csv`` with ``braak``, as the synthetic cohort does).
 ``summary.csv``
     Mean ± SD over subjects of each voxel metric per kind.
-``figures/*.png``
-    Scatter, Bland–Altman, residuals by diagnosis, staging confusion matrix, best and worst subjects.
+
+Evaluation returns tables; ``tausynth evaluate`` then draws the figures (``figures/*.png``) with
+:func:`tausynth.plotting.evaluation.write_run_figures`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from tausynth.data.manifest import scan_label
 from tausynth.errors import TausynthError
 from tausynth.evaluation.agreement import POSITIVITY_CUT, agreement_table, positivity_table
 from tausynth.evaluation.metrics import DataRange, minmax_space_metrics, voxel_metrics
@@ -48,16 +50,17 @@ from tausynth.evaluation.roi import (
 from tausynth.evaluation.staging import (
     StagingThresholds,
     braak_group,
-    confusion_matrix,
     stage_frame,
 )
-from tausynth.evaluation.tables import rank_subjects, summary_table
+from tausynth.evaluation.tables import summary_table
 from tausynth.io import PathLike, atomic_write_text, load_nifti
+from tausynth.training.run import RunPaths
 
-__all__ = ["METRICS", "RunEvaluation", "evaluate_predictions", "evaluate_run", "run_variant"]
+__all__ = ["METRICS", "SUVR_KINDS", "RunEvaluation", "evaluate_predictions", "evaluate_run", "prediction_files", "run_variant"]
 
 METRICS: tuple[str, ...] = ("ssim", "ssim_volume", "psnr", "mse", "mae", "nrmse")
-_SUVR_KINDS = ("suvr", "suvr_oracle")
+#: The prediction kinds in SUVR (the oracle one included).
+SUVR_KINDS = ("suvr", "suvr_oracle")
 
 
 @dataclass
@@ -90,10 +93,6 @@ def run_variant(run_dir: PathLike) -> dict[str, Any]:
 def _key(row: Mapping[str, Any]) -> tuple[str, str]:
     ses = row.get("session", "")
     return str(row["subject_id"]), "" if pd.isna(ses) else str(ses)
-
-
-def _subject_label(sid: str, ses: str) -> str:
-    return f"{sid} ({ses})" if ses else sid
 
 
 def _true_stages(manifest: pd.DataFrame) -> dict[str, int]:
@@ -147,9 +146,9 @@ def evaluate_predictions(
     for _, p in predictions.iterrows():
         key = _key(p)
         if key not in rows_by_key:
-            raise TausynthError(f"subject {_subject_label(*key)}: in the predictions but not in the manifest")
+            raise TausynthError(f"subject {scan_label(*key)}: in the predictions but not in the manifest")
         m = rows_by_key[key]
-        who = _subject_label(*key)
+        who = scan_label(*key)
         pred, pred_affine, _ = load_nifti(p["path"])
         real, real_affine, _ = load_nifti(m["pet"])
         if pred.shape != real.shape or not np.allclose(pred_affine, real_affine, atol=1e-3):
@@ -169,7 +168,7 @@ def evaluate_predictions(
             metrics = voxel_metrics(pred, real, mask, data_range=data_range, subject=who)
         per_subject.append({**info, "kind": kind, "oracle": bool(p.get("oracle", kind == "suvr_oracle")),
                             **metrics.as_dict()})
-        if kind in _SUVR_KINDS:
+        if kind in SUVR_KINDS:
             labels_path = m.get("labels", "")
             if not (isinstance(labels_path, str) and labels_path):
                 raise TausynthError(f"subject {who}: no label map (manifest column 'labels'); ROI analysis needs one")
@@ -210,44 +209,19 @@ def _staging(roi: pd.DataFrame, thresholds: StagingThresholds | None) -> pd.Data
     return out.reset_index()
 
 
-def _write_figures(ev: RunEvaluation, out: Path, pet_of: Mapping[str, tuple[str, str, str]]) -> list[Path]:
-    import matplotlib.pyplot as plt
+def prediction_files(predictions: pd.DataFrame, manifest: pd.DataFrame) -> dict[str, tuple[str, str, str]]:
+    """Each subject's synthetic SUVR file, real PET file and brain mask ("" if none), keyed by its label.
 
-    from tausynth.plotting import evaluation as P
-
-    written = []
-
-    def save(fig: Any, name: str) -> None:
-        path = out / f"{name}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
-
-    out.mkdir(parents=True, exist_ok=True)
-    roi = ev.per_region
-    if not roi.empty:
-        main = [r for r in ("metatemporal", "braak1", "braak2", "braak34", "braak56", "braak6") if r in set(roi["region"])]
-        save(P.plot_roi_scatter(roi, main), "roi_scatter")
-        save(P.plot_bland_altman(roi, main), "bland_altman")
-        save(P.plot_residuals_by_group(roi, main), "residuals_by_diagnosis")
-    if not ev.staging.empty:
-        save(P.plot_confusion(confusion_matrix(ev.staging["stage_real"], ev.staging["stage_synthetic"]),
-                              "imaging Braak stage: real (rows) vs synthetic PET"), "staging_confusion")
-    suvr = ev.per_subject[ev.per_subject["kind"].isin(_SUVR_KINDS)]
-    if not suvr.empty:
-        ranked = suvr
-        best, worst = rank_subjects(ranked, "ssim", k=1)
-        cases = []
-        for tag, sid in (("best", best[0]), ("worst", worst[0])):
-            pred_path, pet_path, mask_path = pet_of[sid]
-            score = float(ranked.loc[ranked["subject_id"] == sid, "ssim"].mean())
-            case: dict[str, Any] = {"real": load_nifti(pet_path)[0], "synthetic": load_nifti(pred_path)[0],
-                                    "title": f"{tag}: {sid}\nSSIM {score:.3f}"}
-            if mask_path:
-                case["mask"] = load_nifti(mask_path)[0] > 0.5
-            cases.append(case)
-        save(P.plot_subject_slices(cases), "best_worst_subjects")
-    return written
+    ``predictions`` is a run's ``predictions.csv`` and ``manifest`` the loaded manifest it was made
+    from; only SUVR predictions are listed (the figures of :func:`tausynth.plotting.evaluation.write_run_figures`).
+    """
+    rows = {_key(r): r for _, r in manifest.iterrows()}
+    files = {}
+    for _, p in predictions[predictions["kind"].isin(SUVR_KINDS)].iterrows():
+        m = rows[_key(p)]
+        mask = m.get("mask", "")
+        files[scan_label(*_key(p))] = (p["path"], m["pet"], mask if isinstance(mask, str) else "")
+    return files
 
 
 def evaluate_run(
@@ -255,11 +229,11 @@ def evaluate_run(
     manifest: PathLike | None = None,
     split: str = "test",
     out: PathLike | None = None,
-    figures: bool = True,
     check_files: bool = True,
     **kwargs: Any,
 ) -> RunEvaluation:
-    """Evaluate the predictions of one run and write the CSVs and figures.
+    """Evaluate the predictions of one run and write the CSVs (:func:`tausynth.plotting.evaluation.write_run_figures`
+    draws the figures).
 
     Parameters
     ----------
@@ -270,7 +244,6 @@ def evaluate_run(
     split : str, default="test"
     out : path, optional
         Default ``<run_dir>/evaluation``.
-    figures : bool, default=True
     check_files : bool, default=True
         Make ``tausynth validate``'s checks on the images the evaluation reads first (a caller that
         has just made them passes False).
@@ -283,7 +256,7 @@ def evaluate_run(
 
     run_dir = Path(run_dir)
     variant = run_variant(run_dir)
-    table_path = run_dir / "predictions" / split / "predictions.csv"
+    table_path = RunPaths(run_dir).predictions_table(split)
     if not table_path.is_file():
         raise TausynthError(f"{table_path}: not found; run `tausynth predict --run {run_dir} --split {split}` first")
     predictions = pd.read_csv(table_path, keep_default_na=False)
@@ -305,12 +278,4 @@ def evaluate_run(
             path = out_dir / f"{name}.csv"
             atomic_write_text(path, table.to_csv(index=False))
             ev.files.append(path)
-    if figures:
-        rows = {_key(r): r for _, r in frame.iterrows()}
-        pet_of = {}
-        for _, p in predictions[predictions["kind"].isin(_SUVR_KINDS)].iterrows():
-            m = rows[_key(p)]
-            mask = m.get("mask", "")
-            pet_of[_subject_label(*_key(p))] = (p["path"], m["pet"], mask if isinstance(mask, str) else "")
-        ev.files += _write_figures(ev, out_dir / "figures", pet_of)
     return ev

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tausynth.errors import TausynthError
-from tausynth.evaluation import run as E
+from tausynth.evaluation import evaluate as E
 from tausynth.io import load_nifti, save_nifti
 from tausynth.suvr import minmax_normalize
 
@@ -49,6 +49,12 @@ def _run(tmp_path, cohort, kind_maker, normalisation="standardize"):
 def test_perfect_prediction_end_to_end(tmp_path, cohort):
     run = _run(tmp_path, cohort, lambda pet, gt: {"suvr": pet})
     ev = E.evaluate_run(run)
+    from tausynth.data.manifest import load_manifest
+    from tausynth.plotting.evaluation import write_run_figures
+
+    predictions = pd.read_csv(run / "predictions" / "test" / "predictions.csv", keep_default_na=False)
+    manifest = load_manifest(json.loads((run / "provenance.json").read_text())["data"]["manifest"])
+    ev.files += write_run_figures(ev, run / "evaluation" / "figures", E.prediction_files(predictions, manifest))
     s = ev.per_subject
     assert len(s) == 6 and set(s["model"]) == {"unet"} and set(s["perceptual"]) == {"cyclic"}
     assert np.allclose(s["ssim"], 1.0, atol=1e-9) and (s["mae"] == 0).all()
@@ -73,7 +79,7 @@ def test_imperfect_and_minmax_predictions(tmp_path, cohort):
         return {"minmax": minmax_normalize(pet), "suvr_oracle": gt}
 
     run = _run(tmp_path, cohort, kinds, normalisation="minmax")
-    ev = E.evaluate_run(run, figures=False)
+    ev = E.evaluate_run(run)
     mm = ev.per_subject[ev.per_subject["kind"] == "minmax"]
     assert (mm["space"] == "minmax").all() and (mm["data_range"] == 1.0).all()
     assert (mm["mae"] < 1e-6).all()  # float32 file vs float64 scaling of the target
@@ -89,7 +95,7 @@ def test_imperfect_and_minmax_predictions(tmp_path, cohort):
 def test_errors_are_one_line_and_name_the_problem(tmp_path, cohort):
     run = _run(tmp_path, cohort, lambda pet, gt: {"suvr": pet[:-1]})
     with pytest.raises(TausynthError, match="is not on the grid of the real PET"):
-        E.evaluate_run(run, figures=False)
+        E.evaluate_run(run)
     with pytest.raises(TausynthError, match="not found; run `tausynth predict"):
         E.evaluate_run(run, split="val")
     with pytest.raises(TausynthError, match="not a run folder"):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tausynth.data.manifest import load_manifest
-from tausynth.training.data import PetNormaliser, build_datasets
+from tausynth.training.inputs import PetNormaliser, build_datasets
 
 
 @pytest.mark.parametrize(("override", "expected"), [({}, "zeros"), ({"augment_padding": "reflection"}, "reflection")])

@@ -51,7 +51,7 @@ def resolve_manifest(
 ) -> Path:
     """The manifest of a run: ``manifest`` if given, else ``data.manifest``, else the synthetic cohort.
 
-    The synthetic cohort is the profile's, from :func:`tausynth.book.ensure_cohort` (generated once
+    The synthetic cohort is the profile's, from :func:`tausynth.data.cohort.ensure_cohort` (generated once
     under ``<root>/data/<profile>/cohort``).
     """
     if manifest is not None:
@@ -59,7 +59,7 @@ def resolve_manifest(
     elif cfg.data.manifest:
         path = Path(cfg.data.manifest)
     elif cfg.data.source == "synthetic":
-        from tausynth.book import ensure_cohort
+        from tausynth.data.cohort import ensure_cohort
 
         path = ensure_cohort(Path(root), cfg.profile, log)
     else:
