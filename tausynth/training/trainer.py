@@ -289,6 +289,7 @@ class _Session:
     metrics: MetricsLog | None = None
     tb: Any = None
     bars: bool = False
+    step_in_epoch: int = 0  # the batch a Ctrl-C interrupts, recorded in interrupted.pt
 
     def save(self, target: Path, complete: bool = True, step_in_epoch: int = 0) -> None:
         """A checkpoint with everything an exact resume needs (weights, optimisers, schedule, RNG, statistics)."""
@@ -444,18 +445,17 @@ def _run_epochs(run: _Session, stop_after: int | None, on_batch: BatchHook | Non
     t, state, ctx, paths = run.cfg.training, run.state, run.ctx, run.paths
     epochs_this_call = 0
     epoch = state.epoch
-    progress_in_epoch = [0]  # the step a Ctrl-C interrupts, for interrupted.pt
     try:
         while state.stopped is None and state.epoch < t.max_epochs:
             epoch = state.epoch
-            run_epoch(run, epoch, on_batch, progress_in_epoch)
+            run_epoch(run, epoch, on_batch)
             epochs_this_call += 1
             if stop_after is not None and epochs_this_call >= stop_after and state.stopped is None:
                 break
     except KeyboardInterrupt:
         if ctx.is_main:
             state.stopped = "interrupted"
-            run.save(paths.interrupted, complete=False, step_in_epoch=progress_in_epoch[0])
+            run.save(paths.interrupted, complete=False, step_in_epoch=run.step_in_epoch)
             run.finish("interrupted")
         raise TrainingInterrupted(
             f"interrupted in epoch {epoch + 1}; saved {paths.interrupted}; "
@@ -472,7 +472,7 @@ def _run_epochs(run: _Session, stop_after: int | None, on_batch: BatchHook | Non
     return epochs_this_call
 
 
-def run_epoch(run: _Session, epoch: int, on_batch: BatchHook | None = None, step: list[int] | None = None) -> None:
+def run_epoch(run: _Session, epoch: int, on_batch: BatchHook | None = None) -> None:
     """One epoch of the paper's training, as the trainer runs it.
 
     1. The plane of this epoch comes from Algorithm 2 (``plane_at_epoch``); the first epoch of a
@@ -490,7 +490,7 @@ def run_epoch(run: _Session, epoch: int, on_batch: BatchHook | None = None, step
     epoch_start = time.perf_counter()
     lr = run.engine.lr
     steps_before = state.steps
-    train_terms, train_n = _train_batches(run, epoch, plane, on_batch, step if step is not None else [0])
+    train_terms, train_n = _train_batches(run, epoch, plane, on_batch)
     val_terms = _validate(run, epoch, plane)
     run.engine.step_schedulers()
     decision = schedule.end_epoch(state, epoch, val_terms["loss"])  # best since the switch, early stopping
@@ -514,7 +514,7 @@ def run_epoch(run: _Session, epoch: int, on_batch: BatchHook | None = None, step
 
 
 def _train_batches(
-    run: _Session, epoch: int, plane: str, on_batch: BatchHook | None, step: list[int]
+    run: _Session, epoch: int, plane: str, on_batch: BatchHook | None
 ) -> tuple[dict[str, float], float]:
     """The epoch's optimizer steps; the mean loss terms over its samples (and ranks), checked finite."""
     t, state = run.cfg.training, run.state
@@ -525,10 +525,10 @@ def _train_batches(
     n_batches = len(loader) if t.batches_per_epoch is None else min(len(loader), t.batches_per_epoch)
     bar = progress_bar(itertools.islice(loader, n_batches), total=n_batches,
                        desc=f"epoch {epoch + 1}/{t.max_epochs} {plane}", enabled=run.bars)
-    for step[0], batch in enumerate(bar):
+    for run.step_in_epoch, batch in enumerate(bar):
         if on_batch is not None:
             on_batch(epoch, batch)
-        terms, stepped = run.engine.train_step(batch, plane, last=step[0] == n_batches - 1)
+        terms, stepped = run.engine.train_step(batch, plane, last=run.step_in_epoch == n_batches - 1)
         state.steps += int(stepped)
         n = int(batch["t1"].shape[0])
         count += n
