@@ -98,14 +98,14 @@ def forbidden_text(text: str, truncated_cells: int = 0) -> list[str]:
     return out
 
 
-#: True once the frame's canvas shows more than a handful of colours (a drawn slice, not a blank box).
+#: True once the frame's canvas shows more than a handful of colors (a drawn slice, not a blank box).
 _CANVAS_DRAWN = """() => {
   const canvas = document.querySelector('canvas');
   if (!canvas || !canvas.width || !canvas.height) return false;
   const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-  const colours = new Set();
-  for (let i = 0; i < data.length; i += 4 * 31) colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
-  return colours.size > 8;
+  const colors = new Set();
+  for (let i = 0; i < data.length; i += 4 * 31) colors.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+  return colors.size > 8;
 }"""
 
 

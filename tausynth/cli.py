@@ -160,8 +160,8 @@ def _train_config(args: argparse.Namespace) -> object:
     for (section, key), value in sections.items():
         if value is not None:
             overrides.setdefault(section, {})[key] = value  # type: ignore[index]
-    if args.normalisation is not None:
-        overrides["normalisation"] = args.normalisation
+    if args.normalization is not None:
+        overrides["normalization"] = args.normalization
     if args.config is None:
         return load_profile(args.profile or "demo", overrides)
     cfg = load_config(args.config)
@@ -205,12 +205,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", help="smoke | demo | study | paper (default: demo, unless --config)")
     p.add_argument("--model", help="unet | unetr | swinunetr | pix2pix | cyclegan")
     p.add_argument("--loss", help="perceptual term: none | 2d | 2.5d | cyclic | 3d")
-    p.add_argument("--normalisation", help="PET normalisation: standardize | minmax")
+    p.add_argument("--normalization", help="PET normalization: standardize | minmax")
     p.add_argument("--seed", type=int, help="training seed")
     p.add_argument("--max-epochs", type=int, help="override training.max_epochs")
     p.add_argument("--manifest", help="data manifest (default: data.manifest, else the synthetic cohort)")
     p.add_argument("--runs-root", default="runs", help="parent of <profile>/<run> folders (default: runs)")
-    p.add_argument("--run-name", help="run folder name (default: <model>-<loss>-<normalisation>-s<seed>)")
+    p.add_argument("--run-name", help="run folder name (default: <model>-<loss>-<normalization>-s<seed>)")
     p.add_argument("--run-dir", help="explicit run folder (overrides --runs-root and --run-name)")
     p.add_argument("--resume", action="store_true", help="continue the run in the run folder exactly")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
@@ -284,7 +284,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from tausynth.evaluation.collect import evaluate_cached, evaluation_dir
 
     # Missing or stale predictions are written first (predict_run), announced in one line.
-    ev, _ = evaluate_cached(args.run, args.manifest, args.split, cut=args.cut, out=args.out, force=True)
+    ev, _ = evaluate_cached(args.run, args.manifest, args.split, cut_point=args.cut_point, out=args.out, force=True)
     out = Path(args.out) if args.out else evaluation_dir(args.run, args.split)
     if not args.no_figures:
         import pandas as pd
@@ -307,7 +307,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                   f"bias {r['bias']:+.3f}")
     if not ev.positivity.empty:
         k = ev.positivity[ev.positivity["group"] == "all"].iloc[0]
-        print(f"tau positivity (meta-temporal SUVR > {k['cut']:g}): kappa {k['kappa']:.3f}, "
+        print(f"tau positivity (meta-temporal SUVR > {k['cut_point']:g}): kappa {k['kappa']:.3f}, "
               f"{k['percent_agreement']:.0f} % agreement")
     n_csv = sum(p.suffix == ".csv" for p in ev.files)
     print(f"wrote {n_csv} tables and {len(ev.files) - n_csv} figures to {out}")
@@ -320,7 +320,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--manifest", help="data manifest (default: the one the run was trained on)")
     p.add_argument("--split", default="test", help="train | val | test (default: test)")
     p.add_argument("--out", help="output folder (default: <run>/evaluation, or <run>/evaluation/<split>)")
-    p.add_argument("--cut", type=float, default=1.27,
+    p.add_argument("--cut-point", "--cut", dest="cut_point", type=float, default=1.27,
                    help="meta-temporal SUVR tau-positivity cut-point, positive when above (default: 1.27)")
     p.add_argument("--no-figures", action="store_true", help="write the CSV tables only")
     p.set_defaults(handler=_cmd_evaluate)

@@ -36,7 +36,7 @@ from tausynth.errors import TausynthError
 from tausynth.vocabulary import (  # noqa: F401 (re-exported: the config's vocabulary)
     CACHE_MODES,
     MODELS,
-    NORMALISATIONS,
+    NORMALIZATIONS,
     PERCEPTUAL_MODES,
     PLANES,
     SLICE_SCALINGS,
@@ -189,7 +189,7 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Optimisation, plane schedule (Algorithm 2) and early stopping."""
+    """Optimization, plane schedule (Algorithm 2) and early stopping."""
 
     max_epochs: int = 1000
     cycle_duration: int = 120
@@ -223,7 +223,7 @@ class TrainingConfig:
     # Pix2Pix and CycleGAN use 2e-4 for both
     d_lr: float | None = None
     # beyond the paper: start the output bias of the MRI -> PET network at the mean of the
-    # normalised training PET (standardized SUVR is about -3 in the background, most of a volume;
+    # normalized training PET (standardized SUVR is about -3 in the background, most of a volume;
     # from a bias of 0, SwinUNETR took ~12 CPU epochs to get there; the U-Net does better without)
     init_output_bias: bool = False
     deterministic: bool = True
@@ -280,7 +280,7 @@ class Config:
     """A complete, resolved run configuration."""
 
     profile: str = "paper"
-    normalisation: str = "standardize"
+    normalization: str = "standardize"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -293,7 +293,7 @@ class Config:
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "profile": PROFILES,
-    "normalisation": NORMALISATIONS,
+    "normalization": NORMALIZATIONS,
     "data.source": ("synthetic", "manifest"),
     "data.cache": CACHE_MODES,
     "data.augment_padding": PADDING_MODES,
@@ -376,6 +376,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     raise TausynthError(f"config field '{where}': unsupported type {tp!r}")  # pragma: no cover
 
 
+#: Fields renamed when the package settled on one (American) spelling: an old configuration gets a hint.
+RENAMED_FIELDS: dict[str, str] = {"normalisation": "normalization"}
+
+
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     """Build dataclass ``cls`` from ``data``, rejecting unknown keys and wrong types.
 
@@ -386,6 +390,10 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - names)
+    renamed = [k for k in unknown if RENAMED_FIELDS.get(k) in names]
+    if renamed:
+        old = renamed[0]
+        raise TausynthError(f"config field '{prefix}{old}' is now spelled '{prefix}{RENAMED_FIELDS[old]}'")
     if unknown:
         where = ", ".join(f"'{prefix}{k}'" for k in unknown)
         raise TausynthError(f"config field {where} is unknown (known: {', '.join(sorted(names))})")

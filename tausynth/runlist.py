@@ -8,7 +8,7 @@ YAML file with such a section replaces it (``tausynth book run --runs my-runs.ya
     runs:
       - model: unetr            # unet | unetr | swinunetr | pix2pix | cyclegan
         loss: cyclic            # none | 2d | 2.5d | cyclic | 3d
-        normalisation: minmax   # optional; default: the profile's top-level normalisation
+        normalization: minmax   # optional; default: the profile's top-level normalization
         seeds: [42, 43]         # optional; default: [the profile's training.seed]
         settings:               # optional dotted config keys this run sets over the profile
           model.feature_size: 8
@@ -37,7 +37,7 @@ from typing import Any
 
 from tausynth.config import (
     MODELS,
-    NORMALISATIONS,
+    NORMALIZATIONS,
     PERCEPTUAL_MODES,
     RUNS_KEY,
     _read_yaml,
@@ -50,15 +50,15 @@ from tausynth.config import (
 from tausynth.errors import TausynthError
 
 #: Fields of one run-list entry.
-ENTRY_FIELDS = ("model", "loss", "normalisation", "seeds", "settings", "note")
+ENTRY_FIELDS = ("model", "loss", "normalization", "seeds", "settings", "note")
 #: Config keys an entry sets through its own fields, so its settings may not.
-_OWN_KEYS = {"model.name": "model", "loss.perceptual": "loss", "normalisation": "normalisation",
+_OWN_KEYS = {"model.name": "model", "loss.perceptual": "loss", "normalization": "normalization",
              "training.seed": "seeds", "profile": None}
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One training run of a profile's book: a (model, loss, normalisation, seed) variant.
+    """One training run of a profile's book: a (model, loss, normalization, seed) variant.
 
     Examples
     --------
@@ -71,7 +71,7 @@ class RunSpec:
 
     model: str
     loss: str
-    normalisation: str = "standardize"
+    normalization: str = "standardize"
     seed: int = 42
     #: ``(dotted config key, value)`` pairs this run sets over the profile, e.g. a time bound
     settings: tuple[tuple[str, Any], ...] = ()
@@ -84,7 +84,7 @@ class RunSpec:
     @property
     def name(self) -> str:
         """Run folder name, as :func:`tausynth.training.default_run_name` makes it."""
-        return f"{self.model}-{self.loss}-{self.normalisation}-s{self.seed}"
+        return f"{self.model}-{self.loss}-{self.normalization}-s{self.seed}"
 
     @property
     def page(self) -> str:
@@ -104,7 +104,7 @@ class RunSpec:
                   "cyclegan": "CycleGAN"}
         losses = {"none": "no perceptual loss", "2d": "2D perceptual", "2.5d": "2.5D perceptual",
                   "cyclic": "cyclic 2.5D perceptual", "3d": "3D perceptual"}
-        norm = {"standardize": "standardized", "minmax": "min–max"}.get(self.normalisation, self.normalisation)
+        norm = {"standardize": "standardized", "minmax": "min–max"}.get(self.normalization, self.normalization)
         return f"{models.get(self.model, self.model)} · {losses.get(self.loss, self.loss)} · {norm} · seed {self.seed}"
 
 
@@ -135,8 +135,8 @@ def _entry(item: Any, index: int, profile: str, defaults: Mapping[str, Any], sou
             raise TausynthError(f"{at}.{required}: missing")
     model = _choice(item["model"], MODELS, f"{at}.model")
     loss = _choice(item["loss"], PERCEPTUAL_MODES, f"{at}.loss")
-    normalisation = _choice(item.get("normalisation", defaults["normalisation"]), NORMALISATIONS,
-                            f"{at}.normalisation")
+    normalization = _choice(item.get("normalization", defaults["normalization"]), NORMALIZATIONS,
+                            f"{at}.normalization")
     seeds = item.get("seeds", [defaults["seed"]])
     if not isinstance(seeds, list) or not seeds:
         raise TausynthError(f"{at}.seeds: expected a non-empty list of integers, got {seeds!r}")
@@ -162,12 +162,12 @@ def _entry(item: Any, index: int, profile: str, defaults: Mapping[str, Any], sou
                                 "not a section")
         pairs.append((key, _frozen(value)))
     if pairs:  # the config's own checks (unknown keys, types, allowed values), as this entry's run sees them
-        own = {"model": {"name": model}, "loss": {"perceptual": loss}, "normalisation": normalisation}
+        own = {"model": {"name": model}, "loss": {"perceptual": loss}, "normalization": normalization}
         try:
             load_profile(profile, merge_overrides(own, dotted_overrides(settings.items())))
         except TausynthError as exc:
             raise TausynthError(f"{at}.settings: {exc}") from None
-    return [RunSpec(model, loss, normalisation, seed, tuple(pairs)) for seed in seeds]
+    return [RunSpec(model, loss, normalization, seed, tuple(pairs)) for seed in seeds]
 
 
 def runs_from_mapping(data: Mapping[str, Any], profile: str, source: str | None = None) -> tuple[RunSpec, ...]:
@@ -178,7 +178,7 @@ def runs_from_mapping(data: Mapping[str, Any], profile: str, source: str | None 
     data : mapping
         Holds the ``runs`` list (e.g. a profile's or a user's YAML, as loaded).
     profile : str
-        The profile the runs belong to: it gives the default normalisation and seed, and the
+        The profile the runs belong to: it gives the default normalization and seed, and the
         settings are checked against it.
     source : str, optional
         Where ``data`` comes from, the prefix of every error (default: ``"profile <profile>"``).
@@ -206,7 +206,7 @@ def runs_from_mapping(data: Mapping[str, Any], profile: str, source: str | None 
     """
     source = source or f"profile {profile}"
     cfg = load_profile(profile)  # validates the profile's name
-    defaults = {"normalisation": cfg.normalisation, "seed": cfg.training.seed}
+    defaults = {"normalization": cfg.normalization, "seed": cfg.training.seed}
     if not isinstance(data, Mapping):
         raise TausynthError(f"{source}: expected a mapping with a '{RUNS_KEY}' list")
     items = data.get(RUNS_KEY)

@@ -1,7 +1,7 @@
 """A study: a profile's whole run list, trained without the book, then archived as tables.
 
 The book trains its demo runs live. A study is the larger batch behind the book's archived results
-(the ``study`` profile: the loss ablation with three seeds, both normalisations, every model). It is
+(the ``study`` profile: the loss ablation with three seeds, both normalizations, every model). It is
 long (up to about two hours on a 2-core CPU), so it is built to survive being stopped:
 
 * each run trains in its own process (``jobs`` at a time, the cores shared between them) with
@@ -43,7 +43,7 @@ Log = Callable[[str], None]
 def run_config(spec: RunSpec, profile: str) -> Config:
     """The resolved configuration of one run-list entry (as the book's training page makes it)."""
     overrides: dict[str, Any] = {"model": {"name": spec.model}, "loss": {"perceptual": spec.loss},
-                                 "normalisation": spec.normalisation, "training": {"seed": spec.seed}}
+                                 "normalization": spec.normalization, "training": {"seed": spec.seed}}
     return load_profile(profile, merge_overrides(overrides, spec.overrides))
 
 

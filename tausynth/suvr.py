@@ -10,12 +10,12 @@ with :math:`\\mu_m, \\sigma_m` the mean and standard deviation over brain-mask v
 inside checkpoints via :meth:`ManufacturerStandardizer.to_dict`) so that a prediction can always be
 taken back to SUVR.
 
-The baseline the paper compares against, per-subject min–max normalisation, is *not* invertible: a
+The baseline the paper compares against, per-subject min–max normalization, is *not* invertible: a
 synthetic PET in min–max space can only be turned back into SUVR with the true PET's minimum and
 maximum, which do not exist for a subject without PET. :func:`oracle_minmax_inverse` does exactly
 that and is named so that its use is visible wherever it appears.
 
-The last section holds the harmonisation experiments of the SUVR chapter and of
+The last section holds the harmonization experiments of the SUVR chapter and of
 ``tests/test_suvr_phantom.py`` (travelling subjects, stratified and confounded cohorts), which
 compare each scan with its ground truth: :func:`simulate_scans`, :func:`roi_table`,
 :func:`travelling_comparison`, :func:`manufacturer_error_summary`.
@@ -47,7 +47,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from tausynth.data.manifest import load_manifest, normalise_manufacturer, split_frame
+from tausynth.data.manifest import load_manifest, normalize_manufacturer, split_frame
 from tausynth.data.regions import region_mean  # noqa: F401 (re-exported: the SUVR chapter's ROI mean)
 from tausynth.errors import TausynthError, subject_prefix
 from tausynth.io import atomic_write_text, load_nifti
@@ -158,7 +158,7 @@ def suvr(pet: np.ndarray, reference_mask: np.ndarray, subject: object | None = N
     Parameters
     ----------
     pet : numpy.ndarray
-        PET activity (or an SUVR map, in which case the result is renormalised to the region).
+        PET activity (or an SUVR map, in which case the result is renormalized to the region).
     reference_mask : numpy.ndarray
         Reference-region mask of the same shape (boolean, or numeric thresholded at 0.5).
     subject : object, optional
@@ -253,7 +253,7 @@ class ManufacturerStandardizer:
         if fallback not in FALLBACKS:
             raise TausynthError(f"unknown fallback {fallback!r} (allowed: {', '.join(FALLBACKS)})")
         self.fallback: str = fallback
-        self.reference: str | None = None if reference is None else normalise_manufacturer(reference)
+        self.reference: str | None = None if reference is None else normalize_manufacturer(reference)
         self.stats_: dict[str, ManufacturerStats] = {}
         self.pooled_: ManufacturerStats | None = None
         self.reference_: str | None = None
@@ -288,7 +288,7 @@ class ManufacturerStandardizer:
         masks : iterable of numpy.ndarray
             Brain masks, one per volume, same shapes.
         manufacturers : iterable of str
-            Manufacturer names; normalised through the manifest's mapping table.
+            Manufacturer names; normalized through the manifest's mapping table.
         subject_ids : iterable, optional
             Identifiers used in error messages (default: the position, ``#0``, ``#1``, ...).
 
@@ -316,7 +316,7 @@ class ManufacturerStandardizer:
         try:
             for volume, mask, name, sid in rows:
                 try:
-                    man = normalise_manufacturer(name)
+                    man = normalize_manufacturer(name)
                 except TausynthError as exc:
                     raise TausynthError(f"{subject_prefix(sid)}{exc}") from None
                 arr = check_pet(volume, sid)
@@ -352,11 +352,11 @@ class ManufacturerStandardizer:
             raise TausynthError("ManufacturerStandardizer is not fitted: call fit() or load() first")
 
     def stats_for(self, manufacturer: object, subject: object | None = None) -> ManufacturerStats:
-        """Statistics used for ``manufacturer`` (after normalisation and the fallback rule)."""
+        """Statistics used for ``manufacturer`` (after normalization and the fallback rule)."""
         self._check_fitted()
         assert self.pooled_ is not None
         try:
-            man = normalise_manufacturer(manufacturer)
+            man = normalize_manufacturer(manufacturer)
         except TausynthError as exc:
             if self.fallback == "pooled":
                 warnings.warn(
@@ -411,7 +411,7 @@ class ManufacturerStandardizer:
             training (no fallback applies: the reference scale has to be a real one).
         """
         self._check_fitted()
-        ref = self.reference_ if reference is None else normalise_manufacturer(reference)
+        ref = self.reference_ if reference is None else normalize_manufacturer(reference)
         if ref not in self.stats_:
             raise TausynthError(
                 f"reference manufacturer {ref!r} was not seen in training (seen: {', '.join(self.stats_)})"
@@ -422,7 +422,7 @@ class ManufacturerStandardizer:
         self, volume: np.ndarray, manufacturer: object, reference: str | None = None,
         subject: object | None = None,
     ) -> np.ndarray:
-        """Harmonise an SUVR map from ``manufacturer`` onto the reference manufacturer's scale.
+        """Harmonize an SUVR map from ``manufacturer`` onto the reference manufacturer's scale.
 
         Equivalent to ``inverse_to_reference(transform(volume, manufacturer), reference)``.
         """
@@ -475,7 +475,7 @@ class ManufacturerStandardizer:
                 f"standardization statistics: 'manufacturers' {listed!r} does not match the keys of 'stats'"
             )
         for m in stats:
-            if normalise_manufacturer(m) != m:
+            if normalize_manufacturer(m) != m:
                 raise TausynthError(f"standardization statistics: manufacturer {m!r} is not a canonical name")
         out = cls(fallback=data["fallback"] if fallback is None else fallback)  # type: ignore[arg-type]
         ref = data["reference"]

@@ -14,7 +14,7 @@ __all__ = [
     "DIAGNOSES",
     "MANUFACTURERS",
     "MODELS",
-    "NORMALISATIONS",
+    "NORMALIZATIONS",
     "PERCEPTUAL_MODES",
     "PLANES",
     "SLICE_SCALINGS",
@@ -29,13 +29,13 @@ PERCEPTUAL_MODES: tuple[str, ...] = ("none", "2d", "2.5d", "cyclic", "3d")
 #: How the 2D perceptual term scales a slice to [0, 1]: by its own min and max (Algorithm 1), or by
 #: the target volume's (beyond the paper).
 SLICE_SCALINGS: tuple[str, ...] = ("slice", "volume")
-#: ``normalisation``: by-manufacturer SUVR standardization (the paper) or per-subject min–max.
-NORMALISATIONS: tuple[str, ...] = ("standardize", "minmax")
+#: ``normalization``: by-manufacturer SUVR standardization (the paper) or per-subject min–max.
+NORMALIZATIONS: tuple[str, ...] = ("standardize", "minmax")
 #: ``model.name``.
 MODELS: tuple[str, ...] = ("unet", "unetr", "swinunetr", "pix2pix", "cyclegan")
 #: ``data.cache``: where preprocessed samples are kept between epochs.
 CACHE_MODES: tuple[str, ...] = ("none", "memory", "disk")
-#: PET scanner manufacturers (a manifest's aliases are normalised to these).
+#: PET scanner manufacturers (a manifest's aliases are normalized to these).
 MANUFACTURERS: tuple[str, ...] = ("Siemens", "GE", "Philips")
 #: Diagnoses, in the order tables and figures show them.
 DIAGNOSES: tuple[str, ...] = ("CN", "MCI", "AD")

@@ -351,13 +351,13 @@ def test_scans_of_different_sizes_train_in_one_batch_on_one_grid(tmp_path, tiny_
 def test_a_t1_with_nan_is_called_nan_not_constant():
     import numpy as np
 
-    from tausynth.data.preprocess import normalise_t1
+    from tausynth.data.preprocess import normalize_t1
 
     t1 = np.random.default_rng(0).random((8, 8, 8)).astype(np.float32)
     t1[4, 4, 4] = np.nan
     # before: "its intensity is constant inside the brain mask"
-    with pytest.raises(TausynthError, match=r"^cannot normalise the T1: 1 voxel\(s\) inside the brain mask are NaN or Inf$"):
-        normalise_t1(t1, np.ones_like(t1))
+    with pytest.raises(TausynthError, match=r"^cannot normalize the T1: 1 voxel\(s\) inside the brain mask are NaN or Inf$"):
+        normalize_t1(t1, np.ones_like(t1))
 
 
 def test_predict_and_evaluate_refuse_a_test_scan_that_validate_refuses(tmp_path, tiny_cohort, capsys):

@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tausynth"
 TOP = ("plotting", "book", "cli", "browser", "study", "__main__")
-CORE = ("io", "errors", "digest", "vocabulary", "config", "runlist", "data", "suvr", "harmonisation", "losses",
+CORE = ("io", "errors", "digest", "vocabulary", "config", "runlist", "data", "suvr", "harmonization", "losses",
         "models", "training", "evaluation")
 #: Module (first part under tausynth) -> what it may not import.
 FORBIDDEN = {**{core: TOP for core in CORE}, "plotting": ("book", "cli", "browser", "study")}

@@ -209,9 +209,9 @@ def test_demo_and_study_runs_cover_every_model_and_both_ablations(tmp_path: Path
     # the live demo is what fits in the book's time; the study (archived) holds the whole design
     study = load_runs("study")
     assert {r.model for r in study} == {"unet", "unetr", "swinunetr", "pix2pix", "cyclegan"}
-    unet = {r.loss for r in study if r.model == "unet" and r.normalisation == "standardize"}
+    unet = {r.loss for r in study if r.model == "unet" and r.normalization == "standardize"}
     assert unet == {"none", "2d", "2.5d", "3d", "cyclic"}
-    assert any(r.normalisation == "minmax" for r in study)
+    assert any(r.normalization == "minmax" for r in study)
     assert len({r.name for r in study}) == len(study)
     runs = load_runs("demo")
     assert {(r.model, r.loss) for r in runs} == {("unet", "none"), ("unet", "cyclic"), ("pix2pix", "cyclic"),

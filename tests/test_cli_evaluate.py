@@ -38,7 +38,7 @@ def _run(tmp_path, cohort, predict=True):
     run = tmp_path / "unet-cyclic-standardize-s1"
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "final_model.pt").write_bytes(b"weights")
-    cfg = {"model": {"name": "unet"}, "loss": {"perceptual": "cyclic"}, "normalisation": "standardize",
+    cfg = {"model": {"name": "unet"}, "loss": {"perceptual": "cyclic"}, "normalization": "standardize",
            "training": {"seed": 1}}
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
     (run / "provenance.json").write_text(json.dumps({"status": "finished",
@@ -50,7 +50,7 @@ def _run(tmp_path, cohort, predict=True):
 
 def test_parser_defaults():
     args = build_parser().parse_args(["evaluate", "--run", "r"])
-    assert (args.split, args.cut, args.no_figures, args.manifest, args.out) == ("test", 1.27, False, None, None)
+    assert (args.split, args.cut_point, args.no_figures, args.manifest, args.out) == ("test", 1.27, False, None, None)
 
 
 @pytest.mark.slow
@@ -67,7 +67,7 @@ def test_evaluate_writes_tables_and_figures(tmp_path, cohort, capsys):
     assert {p.name for p in (ev / "figures").glob("*.png")} >= {"roi_scatter.png", "bland_altman.png",
                                                                   "best_worst_subjects.png"}
     stamp = json.loads((ev / "evaluation.json").read_text())
-    assert stamp["key"]["split"] == "test" and stamp["key"]["cut"] == 1.27
+    assert stamp["key"]["split"] == "test" and stamp["key"]["cut_point"] == 1.27
 
 
 @pytest.mark.slow
@@ -75,7 +75,7 @@ def test_evaluate_options(tmp_path, cohort, capsys):
     run = _run(tmp_path, cohort)
     _predict(run, cohort, "val", offset=0.1)
     out_dir = tmp_path / "elsewhere"
-    args = ["evaluate", "--run", str(run), "--split", "val", "--out", str(out_dir), "--no-figures", "--cut", "1.2"]
+    args = ["evaluate", "--run", str(run), "--split", "val", "--out", str(out_dir), "--no-figures", "--cut-point", "1.2"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "MAE 0.100" in out and "SUVR > 1.2)" in out and "wrote 7 tables and 0 figures" in out

@@ -33,7 +33,7 @@ def one_error_line(capsys: pytest.CaptureFixture[str], command: str) -> str:
     [
         (["--model", "resnet"], "'model.name': unknown value 'resnet'"),
         (["--loss", "4d"], "'loss.perceptual': unknown value '4d'"),
-        (["--normalisation", "zscore"], "'normalisation': unknown value 'zscore'"),
+        (["--normalization", "zscore"], "'normalization': unknown value 'zscore'"),
         (["--profile", "huge"], "unknown profile 'huge'"),
     ],
 )
@@ -67,7 +67,7 @@ def _fake_run(tmp_path: Path, checkpoint_model: str) -> Path:
     save_checkpoint(
         run_dir / "checkpoints" / "final_model.pt",
         {"model_name": checkpoint_model, "kind": "supervised", "model": {"w": torch.zeros(1)},
-         "state": {}, "config": dump_config(cfg), "normalisation": "minmax", "standardizer": None},
+         "state": {}, "config": dump_config(cfg), "normalization": "minmax", "standardizer": None},
     )
     return run_dir
 

@@ -45,12 +45,12 @@ def test_overrides_merge_into_nested_sections() -> None:
 def test_dotted_overrides_nest_and_merge_without_touching_the_base() -> None:
     from tausynth.config import dotted_overrides, merge_overrides
 
-    nested = dotted_overrides([("training.amp", False), ("training.max_minutes", 1.5), ("normalisation", "minmax")])
-    assert nested == {"training": {"amp": False, "max_minutes": 1.5}, "normalisation": "minmax"}
+    nested = dotted_overrides([("training.amp", False), ("training.max_minutes", 1.5), ("normalization", "minmax")])
+    assert nested == {"training": {"amp": False, "max_minutes": 1.5}, "normalization": "minmax"}
     base = {"training": {"amp": True, "lr": 0.1}, "model": {"name": "unet"}}
     merged = merge_overrides(base, nested)
     assert merged == {"training": {"amp": False, "lr": 0.1, "max_minutes": 1.5}, "model": {"name": "unet"},
-                      "normalisation": "minmax"}
+                      "normalization": "minmax"}
     assert base == {"training": {"amp": True, "lr": 0.1}, "model": {"name": "unet"}}
     assert dotted_overrides([]) == {}
 
@@ -71,11 +71,18 @@ def test_unknown_key_is_rejected_with_its_dotted_path(tmp_path: Path) -> None:
         load_config(path)
 
 
+def test_old_british_field_name_gets_the_new_spelling(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("profile: smoke\nnormalisation: standardize\n")
+    with pytest.raises(TausynthError, match=r"'normalisation' is now spelled 'normalization'$"):
+        load_config(path)
+
+
 @pytest.mark.parametrize(
     ("text", "match"),
     [
         ("profile: smoke\nmodel:\n  name: resnet\n", r"'model\.name': unknown value 'resnet'"),
-        ("profile: smoke\nnormalisation: zscore\n", r"'normalisation': unknown value"),
+        ("profile: smoke\nnormalization: zscore\n", r"'normalization': unknown value"),
         ("profile: smoke\ntraining:\n  max_epochs: many\n", r"'training\.max_epochs': expected an integer"),
         ("profile: smoke\ndata:\n  shape: [1, 2]\n", r"'data\.shape': expected 3 values"),
         ("profile: nonsense\n", r"unknown profile 'nonsense'"),

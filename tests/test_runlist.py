@@ -49,12 +49,12 @@ def test_the_book_module_still_exports_runspec() -> None:
 
 def test_defaults_come_from_the_profile_and_seeds_expand() -> None:
     data = {"runs": [{"model": "unet", "loss": "cyclic"},
-                     {"model": "pix2pix", "loss": "2.5d", "normalisation": "minmax", "seeds": [1, 2, 3],
+                     {"model": "pix2pix", "loss": "2.5d", "normalization": "minmax", "seeds": [1, 2, 3],
                       "settings": {"training.max_epochs": 2, "model.channels": [4, 8]}, "note": "why"}]}
     runs = runs_from_mapping(data, "smoke")
     assert runs[0] == RunSpec("unet", "cyclic", "standardize", 42)
     assert [r.seed for r in runs[1:]] == [1, 2, 3]
-    assert {(r.model, r.loss, r.normalisation) for r in runs[1:]} == {("pix2pix", "2.5d", "minmax")}
+    assert {(r.model, r.loss, r.normalization) for r in runs[1:]} == {("pix2pix", "2.5d", "minmax")}
     assert runs[1].overrides == {"training": {"max_epochs": 2}, "model": {"channels": [4, 8]}}
     assert len(set(runs)) == 4  # hashable, even with a list value
 
@@ -80,7 +80,7 @@ def test_a_user_run_list_file_replaces_the_profiles(tmp_path: Path) -> None:
         ([{"loss": "none"}], r"^profile demo: runs\[0\]\.model: missing$"),
         ([{"model": "unet"}], r"^profile demo: runs\[0\]\.loss: missing$"),
         ([{"model": "unet", "loss": "4d"}], r"runs\[0\]\.loss: '4d' is not one of 'none', '2d'"),
-        ([{"model": "unet", "loss": "none", "normalisation": "zscore"}], r"runs\[0\]\.normalisation: 'zscore'"),
+        ([{"model": "unet", "loss": "none", "normalization": "zscore"}], r"runs\[0\]\.normalization: 'zscore'"),
         ([{"model": "unet", "loss": "none"}, {"model": "unet", "loss": "2d", "seeds": [1, "2"]}],
          r"^profile demo: runs\[1\]\.seeds: expected non-negative integers, got '2'$"),
         ([{"model": "unet", "loss": "none", "seeds": [True]}], r"runs\[0\]\.seeds: expected non-negative integers"),

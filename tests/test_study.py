@@ -16,7 +16,7 @@ def test_the_study_profile_is_the_demo_recipe_with_seeds():
     demo, cfg = load_profile("demo").to_dict(), load_profile("study").to_dict()
     assert {k: v for k, v in cfg.items() if k != "profile"} == {k: v for k, v in demo.items() if k != "profile"}
     specs = load_runs("study")
-    unet = {(s.loss, s.normalisation) for s in specs if s.model == "unet"}
+    unet = {(s.loss, s.normalization) for s in specs if s.model == "unet"}
     assert unet == {(m, "standardize") for m in ("none", "2d", "2.5d", "cyclic", "3d")} | {("cyclic", "minmax")}
     assert {s.seed for s in specs if s.model == "unet"} == {42, 43, 44}
     assert {s.model for s in specs} == {"unet", "unetr", "swinunetr", "pix2pix", "cyclegan"}

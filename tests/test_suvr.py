@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from tausynth.cli import main
 from tausynth.data.regions import region_masks, region_means
 from tausynth.errors import TausynthError
-from tausynth.harmonisation import (
+from tausynth.harmonization import (
     Scan,
     fit_on_scans,
     manufacturer_error_summary,
@@ -274,17 +274,17 @@ def test_transform_golden_and_reference_scale(cohort: dict[str, list]) -> None:
     np.testing.assert_allclose(std.inverse_to_reference(z), z * si.std + si.mean, rtol=1e-12)
     np.testing.assert_allclose(std.inverse_to_reference(z, "Philips"), std.inverse(z, "Philips"), rtol=1e-12)
     np.testing.assert_allclose(std.to_reference_scale(x, "GE"), std.inverse_to_reference(z), rtol=1e-12)
-    # the reference manufacturer's own data is unchanged by harmonisation to its own scale
+    # the reference manufacturer's own data is unchanged by harmonization to its own scale
     np.testing.assert_allclose(std.to_reference_scale(x, "Siemens"), x, atol=1e-12)
 
 
 def test_manufacturer_names_go_through_the_manifest_mapping_table(cohort: dict[str, list]) -> None:
-    from tausynth.data.manifest import normalise_manufacturer
+    from tausynth.data.manifest import normalize_manufacturer
 
     std = ManufacturerStandardizer().fit(*_train(cohort))
     x = cohort["volumes"][6]
     for alias, canonical in (("SIEMENS", "Siemens"), (" Siemens Healthineers ", "Siemens"), ("GE MEDICAL SYSTEMS", "GE")):
-        assert normalise_manufacturer(alias) == canonical
+        assert normalize_manufacturer(alias) == canonical
         np.testing.assert_array_equal(std.transform(x, alias), std.transform(x, canonical))
         assert std.stats_for(alias) == std.stats_[canonical]
     # fitting with aliases gives the same statistics as fitting with canonical names
@@ -561,8 +561,8 @@ def test_suvr_figures_draw(tmp_path) -> None:
         figs.plot_roi_by_group(table),
         figs.plot_travelling(trav),
         figs.plot_manufacturer_errors({"a": summary, "b": summary}),
-        figs.plot_normalisation_scatter(table),
-        figs.plot_normalisation_maps(scans[:2], std),
+        figs.plot_normalization_scatter(table),
+        figs.plot_normalization_maps(scans[:2], std),
     ]
     n_panels = [len([a for a in f.axes if a.get_label() != "<colorbar>"]) for f in made]
     assert n_panels == [6, 2, 2, 2, 2, 3, 6]

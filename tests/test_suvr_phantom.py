@@ -27,7 +27,7 @@ import pytest
 
 from tausynth.data.atlas import roi_sets
 from tausynth.data.synthetic import MANUFACTURERS, sample_cohort
-from tausynth.harmonisation import (
+from tausynth.harmonization import (
     Scan,
     fit_on_scans,
     manufacturer_error_summary,

@@ -83,7 +83,7 @@ def chapters_for(
         run_dirs.append(run_dir)
         chapters.append(Chapter(
             spec.page, "book/train.ipynb",
-            {"profile": profile, "model": spec.model, "loss": spec.loss, "normalisation": spec.normalisation,
+            {"profile": profile, "model": spec.model, "loss": spec.loss, "normalization": spec.normalization,
              "seed": spec.seed, "run_dir": run_dir, "restart_if_changed": True, **real,
              **({"settings": spec.overrides} if spec.settings else {})},
             depends=("data",), output=f"runs/{spec.page}.ipynb", title=spec.title, cost=_training_cost(profile, spec),

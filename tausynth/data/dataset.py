@@ -4,7 +4,7 @@ A sample is a dict with
 
 - ``"t1"``, ``"pet"``, ``"mask"`` (and ``"labels"`` when the manifest has them): tensors of shape
   (1, X, Y, Z) in RAS voxel order, padded to a multiple of ``spatial_divisor``; float32 (labels
-  int64). The T1 is normalised inside the mask (:func:`tausynth.data.preprocess.normalise_t1`);
+  int64). The T1 is normalized inside the mask (:func:`tausynth.data.preprocess.normalize_t1`);
   the PET is in the manifest's units unless ``pet_transform`` changes it; the mask is {0, 1}.
 - ``"original_shape"``: int64 tensor (3,), the spatial shape before padding; ``"affine"``: float64
   tensor (4, 4), the RAS affine of that unpadded grid. :func:`crop_to_original` undoes the padding,
@@ -13,7 +13,7 @@ A sample is a dict with
   ``"site"``, ``"scanner_model"``, ``"t1_path"``, ``"pet_path"``: strings (lists after collation).
 
 The pipeline: load → channel first → RAS → grid check → mask (given, else derived) → T1
-normalisation → record shape/affine → pad (zeros, symmetric) → [cache boundary] → ``pet_transform``
+normalization → record shape/affine → pad (zeros, symmetric) → [cache boundary] → ``pet_transform``
 → augmentation (train only) → plain tensors. Caches hold everything before the boundary.
 """
 
@@ -47,7 +47,7 @@ from monai.transforms import (
 
 from tausynth.config import PADDING_MODES
 from tausynth.data.manifest import load_manifest, split_frame
-from tausynth.data.preprocess import T1_NORMALISATIONS, derive_brain_mask, normalise_t1
+from tausynth.data.preprocess import T1_NORMALIZATIONS, derive_brain_mask, normalize_t1
 from tausynth.errors import TausynthError
 from tausynth.io import PathLike
 from tausynth.vocabulary import CACHE_MODES
@@ -91,7 +91,7 @@ class AugmentationConfig:
     for T1, PET, mask and labels (bilinear for images, nearest for mask and labels).
 
     ``noise_sample_std=True`` draws each sample's noise std uniformly from [0, ``noise_std``]:
-    MONAI's ``RandGaussianNoise`` behaviour, and so the official code's (MONAI 1.3.2); ``False``
+    MONAI's ``RandGaussianNoise`` behavior, and so the official code's (MONAI 1.3.2); ``False``
     uses ``noise_std`` exactly.
 
     ``padding_mode`` fills the voxels that the elastic and affine transforms pull in from outside
@@ -223,16 +223,16 @@ class EnsureBrainMaskd(MapTransform):
         return d
 
 
-class NormaliseT1d(MapTransform):
-    """Normalise the T1 inside the brain mask (:func:`tausynth.data.preprocess.normalise_t1`)."""
+class NormalizeT1d(MapTransform):
+    """Normalize the T1 inside the brain mask (:func:`tausynth.data.preprocess.normalize_t1`)."""
 
     def __init__(
         self, method: str = "percentile", t1_key: str = "t1", mask_key: str = "mask"
     ) -> None:
         super().__init__([t1_key])
-        if method not in T1_NORMALISATIONS:
+        if method not in T1_NORMALIZATIONS:
             raise TausynthError(
-                f"invalid T1 normalisation {method!r}; allowed: {', '.join(T1_NORMALISATIONS)}"
+                f"invalid T1 normalization {method!r}; allowed: {', '.join(T1_NORMALIZATIONS)}"
             )
         self.method = method
         self.t1_key = t1_key
@@ -244,7 +244,7 @@ class NormaliseT1d(MapTransform):
             return d
         t1 = d[self.t1_key]
         try:
-            norm = normalise_t1(_numpy(t1[0]), _numpy(d[self.mask_key][0]), self.method)
+            norm = normalize_t1(_numpy(t1[0]), _numpy(d[self.mask_key][0]), self.method)
         except TausynthError as exc:
             raise TausynthError(
                 f"subject {d.get('subject_id', '?')}, t1 {d.get('t1_path', '?')}: {exc}"
@@ -416,7 +416,7 @@ def build_transforms(
     augmentation: AugmentationConfig | Mapping[str, Any] | None = None,
     pet_transform: PetTransform | None = None,
     spatial_divisor: int = 16,
-    t1_normalisation: str = "percentile",
+    t1_normalization: str = "percentile",
     include_labels: bool = False,
     grid: Sequence[int] | None = None,
 ) -> Compose:
@@ -432,8 +432,8 @@ def build_transforms(
         ``(pet_array, manufacturer) -> array``, e.g. by-manufacturer SUVR standardization.
     spatial_divisor : int, default=16
         Pad each spatial dimension to a multiple of this (16 for U-Net/UNETR, 32 for SwinUNETR).
-    t1_normalisation : {"percentile", "zscore", "none"}, default="percentile"
-        See :func:`tausynth.data.preprocess.normalise_t1`; idempotent on preprocessed data.
+    t1_normalization : {"percentile", "zscore", "none"}, default="percentile"
+        See :func:`tausynth.data.preprocess.normalize_t1`; idempotent on preprocessed data.
     include_labels : bool, default=False
         Load ``"labels"`` too.
     grid : sequence of three ints, optional
@@ -442,9 +442,9 @@ def build_transforms(
     """
     if int(spatial_divisor) != spatial_divisor or spatial_divisor < 1:
         raise TausynthError(f"spatial_divisor must be a positive integer, got {spatial_divisor!r}")
-    if t1_normalisation not in T1_NORMALISATIONS:
+    if t1_normalization not in T1_NORMALIZATIONS:
         raise TausynthError(
-            f"invalid T1 normalisation {t1_normalisation!r}; allowed: {', '.join(T1_NORMALISATIONS)}"
+            f"invalid T1 normalization {t1_normalization!r}; allowed: {', '.join(T1_NORMALIZATIONS)}"
         )
     if grid is not None and (len(grid) != 3 or any(int(g) < 1 or int(g) % int(spatial_divisor) for g in grid)):
         raise TausynthError(f"grid must be three positive multiples of {int(spatial_divisor)}, got {list(grid)}")
@@ -462,7 +462,7 @@ def build_transforms(
         Orientationd(keys=keys, axcodes="RAS", labels=None, allow_missing_keys=True),
         CheckSameGridd(keys=keys, allow_missing_keys=True),
         EnsureBrainMaskd(),
-        NormaliseT1d(t1_normalisation),
+        NormalizeT1d(t1_normalization),
         RecordGeometryd(),
         PadToGridd(keys, int(spatial_divisor), grid),
     ]
@@ -537,7 +537,7 @@ def build_dataset(
     pet_transform: PetTransform | None = None,
     spatial_divisor: int = 16,
     augmentation: AugmentationConfig | Mapping[str, Any] | None = None,
-    t1_normalisation: str = "percentile",
+    t1_normalization: str = "percentile",
     include_labels: bool | None = None,
     seed: int | None = None,
     cache_workers: int = 1,
@@ -564,7 +564,7 @@ def build_dataset(
         Pad to a multiple of this: 16 for U-Net/UNETR, 32 for SwinUNETR.
     augmentation : AugmentationConfig or mapping, optional
         The augmentation components and parameters; default: the official set.
-    t1_normalisation : {"percentile", "zscore", "none"}, default="percentile"
+    t1_normalization : {"percentile", "zscore", "none"}, default="percentile"
     include_labels : bool, optional
         ``None``: load labels when every row of the split has them; ``True``: require them.
     seed : int, optional
@@ -607,7 +607,7 @@ def build_dataset(
         augmentation=augmentation,
         pet_transform=pet_transform,
         spatial_divisor=spatial_divisor,
-        t1_normalisation=t1_normalisation,
+        t1_normalization=t1_normalization,
         include_labels=include_labels,
         grid=grid,
     )
@@ -626,7 +626,7 @@ def build_dataset(
         "format": _CACHE_FORMAT,
         "tausynth": __version__,
         "spatial_divisor": int(spatial_divisor),
-        "t1_normalisation": t1_normalisation,
+        "t1_normalization": t1_normalization,
         "include_labels": bool(include_labels),
         "grid": None if grid is None else [int(g) for g in grid],
     }

@@ -7,7 +7,7 @@ column                    required   allowed values
 ========================  =========  ======================================================
 ``subject_id``            yes        any non-empty text (ADNI: the PTID, e.g. ``002_S_0295``)
 ``t1``, ``pet``           yes        NIfTI path, relative to the manifest's folder or absolute
-``manufacturer``          yes        PET scanner maker; aliases normalised to :data:`MANUFACTURERS`
+``manufacturer``          yes        PET scanner maker; aliases normalized to :data:`MANUFACTURERS`
 ``diagnosis``             yes        :data:`DIAGNOSES`
 ``split``                 yes        :data:`SPLITS`; a subject keeps one split across sessions
 ``session``               no         text; ``(subject_id, session)`` is the unique key
@@ -61,7 +61,7 @@ __all__ = [
     "scan_label",
     "scan_stem",
     "manufacturer_from_protocol",
-    "normalise_manufacturer",
+    "normalize_manufacturer",
     "parse_imaging_protocol",
     "split_frame",
     "summarise_manifest",
@@ -109,7 +109,7 @@ AMYLOID_STATUSES: tuple[str, ...] = ("A+", "A-")
 SEXES: tuple[str, ...] = ("F", "M")
 
 #: Manufacturer strings seen in DICOM (0008,0070) and in ADNI's "Imaging Protocol" field, keyed by
-#: their normalised form (lower case, commas/periods dropped, whitespace collapsed).
+#: their normalized form (lower case, commas/periods dropped, whitespace collapsed).
 MANUFACTURER_ALIASES: dict[str, str] = {
     "siemens": "Siemens",
     "siemens healthineers": "Siemens",
@@ -192,7 +192,7 @@ def scan_stem(subject_id: object, session: object = "") -> str:
     return f"{sid}_ses-{ses}" if ses else sid
 
 
-def normalise_manufacturer(name: str) -> str:
+def normalize_manufacturer(name: str) -> str:
     """Map a manufacturer string to one of :data:`MANUFACTURERS`.
 
     Parameters
@@ -250,7 +250,7 @@ def manufacturer_from_protocol(protocol: str) -> str:
     fields = {k.lower(): v for k, v in parse_imaging_protocol(protocol).items()}
     if "manufacturer" not in fields:
         raise TausynthError(f"imaging protocol {protocol!r} has no 'Manufacturer=' entry")
-    return normalise_manufacturer(fields["manufacturer"])
+    return normalize_manufacturer(fields["manufacturer"])
 
 
 def adni_rid(ptid: str) -> int:
@@ -322,7 +322,7 @@ def _resolve(base: Path, value: str) -> str:
 
 
 def _read_manifest(path: PathLike) -> tuple[pd.DataFrame, list[str], list[_Row]]:
-    """Read and schema-check a manifest; return the normalised frame, problems and row labels."""
+    """Read and schema-check a manifest; return the normalized frame, problems and row labels."""
     path = Path(path)
     raw = _read_csv(path)
     problems: list[str] = []
@@ -364,7 +364,7 @@ def _read_manifest(path: PathLike) -> tuple[pd.DataFrame, list[str], list[_Row]]
             if not rec[column]:
                 problems.append(f"{_where(path, row, column)}: empty path")
         try:
-            manufacturers.append(normalise_manufacturer(rec["manufacturer"]))
+            manufacturers.append(normalize_manufacturer(rec["manufacturer"]))
         except TausynthError as exc:
             problems.append(f"{_where(path, row, 'manufacturer')}: {exc}")
             manufacturers.append(rec["manufacturer"])
@@ -430,13 +430,13 @@ def _choice(
                 f"{_where(path, row, column)}: empty value; allowed: {', '.join(allowed)}"
             )
         return ""
-    normalised = canon(value)
-    if normalised not in allowed:
+    normalized = canon(value)
+    if normalized not in allowed:
         problems.append(
             f"{_where(path, row, column)}: invalid value {value!r}; allowed: {', '.join(allowed)}"
         )
         return value
-    return normalised
+    return normalized
 
 
 def _age(value: str, path: Path, row: _Row, problems: list[str]) -> float:
@@ -506,7 +506,7 @@ def _cross_row_problems(df: pd.DataFrame, rows: list[_Row], path: Path) -> list[
 
 
 def load_manifest(path: PathLike) -> pd.DataFrame:
-    """Read a manifest CSV, check its schema and normalise its values.
+    """Read a manifest CSV, check its schema and normalize its values.
 
     Parameters
     ----------

@@ -12,14 +12,14 @@ The pipeline (:func:`preprocess_pair`), in order:
    nearest neighbour.
 3. **Brain mask.** The given mask (e.g. FreeSurfer's ``brainmask.mgz`` > 0, SynthStrip, HD-BET), else
    one derived from the (skull-stripped) T1 by :func:`derive_brain_mask`.
-4. **T1 intensity normalisation** (:func:`normalise_t1`), by default a robust min–max: the 0.5th and
+4. **T1 intensity normalization** (:func:`normalize_t1`), by default a robust min–max: the 0.5th and
    99.5th percentiles of the brain-mask voxels map to 0 and 1, values are clipped to [0, 1] and the
    outside of the mask is set to 0 (skull stripping by the mask). Why: T1w intensities are in
    arbitrary, scanner-dependent units, so a per-image scale is needed; percentiles ignore the few
    extreme voxels (vessels, residual non-brain) that break plain min–max; a bounded [0, 1] range
    gives the official Gaussian-noise augmentation (std 0.1) a fixed meaning (a tenth of the brain's
    intensity range), and keeps the background at 0, the minimum, which is also the value of padding.
-   It is idempotent, so already-normalised data pass through unchanged. A z-score variant is
+   It is idempotent, so already-normalized data pass through unchanged. A z-score variant is
    available (``"zscore"``). The PET is left in its units; SUVR and by-manufacturer standardization
    are :mod:`tausynth.suvr`'s job.
 5. **Crop and pad.** All images are cut to the brain mask's bounding box (plus ``margin`` voxels),
@@ -43,13 +43,13 @@ from tausynth.errors import TausynthError
 from tausynth.io import PathLike, atomic_write_text, save_nifti
 
 __all__ = [
-    "T1_NORMALISATIONS",
+    "T1_NORMALIZATIONS",
     "brain_bounding_box",
     "derive_brain_mask",
     "divisible_box",
     "extract_box",
     "load_image",
-    "normalise_t1",
+    "normalize_t1",
     "preprocess_pair",
     "reorient_to_ras",
     "resample_to_reference",
@@ -57,8 +57,8 @@ __all__ = [
     "to_3d",
 ]
 
-#: Allowed values of ``t1_normalisation``.
-T1_NORMALISATIONS: tuple[str, ...] = ("percentile", "zscore", "none")
+#: Allowed values of ``t1_normalization``.
+T1_NORMALIZATIONS: tuple[str, ...] = ("percentile", "zscore", "none")
 
 
 def load_image(path: PathLike) -> nib.Nifti1Image:
@@ -156,7 +156,7 @@ def derive_brain_mask(t1: np.ndarray, threshold_fraction: float = 0.05) -> np.nd
     return ndimage.binary_fill_holes(largest).astype(np.uint8)
 
 
-def normalise_t1(
+def normalize_t1(
     t1: np.ndarray,
     mask: np.ndarray,
     method: str = "percentile",
@@ -164,7 +164,7 @@ def normalise_t1(
     lower: float = 0.5,
     upper: float = 99.5,
 ) -> np.ndarray:
-    """Normalise T1 intensities using the brain-mask voxels; the outside of the mask becomes 0.
+    """Normalize T1 intensities using the brain-mask voxels; the outside of the mask becomes 0.
 
     Parameters
     ----------
@@ -182,13 +182,13 @@ def normalise_t1(
     -------
     numpy.ndarray of float32
     """
-    if method not in T1_NORMALISATIONS:
+    if method not in T1_NORMALIZATIONS:
         raise TausynthError(
-            f"invalid T1 normalisation {method!r}; allowed: {', '.join(T1_NORMALISATIONS)}"
+            f"invalid T1 normalization {method!r}; allowed: {', '.join(T1_NORMALIZATIONS)}"
         )
     if not 0 <= lower < upper <= 100:
         raise TausynthError(
-            f"T1 normalisation percentiles must satisfy 0 <= lower < upper <= 100, got {lower}, {upper}"
+            f"T1 normalization percentiles must satisfy 0 <= lower < upper <= 100, got {lower}, {upper}"
         )
     t1 = np.asarray(t1, dtype=np.float32)
     brain = np.asarray(mask) > 0
@@ -199,24 +199,24 @@ def normalise_t1(
     values = t1[brain]
     if not np.all(np.isfinite(values)):
         bad = int((~np.isfinite(values)).sum())
-        raise TausynthError(f"cannot normalise the T1: {bad} voxel(s) inside the brain mask are NaN or Inf")
+        raise TausynthError(f"cannot normalize the T1: {bad} voxel(s) inside the brain mask are NaN or Inf")
     if method == "none":
         out = t1.copy()
     elif method == "percentile":
         # Nearest-rank percentiles (lower/higher): after clipping, the same ranks are exactly 0 and 1,
-        # which makes the normalisation exactly idempotent.
+        # which makes the normalization exactly idempotent.
         lo = np.percentile(values, lower, method="lower")
         hi = np.percentile(values, upper, method="higher")
         if not hi > lo:
             raise TausynthError(
-                "cannot normalise the T1: its intensity is constant inside the brain mask"
+                "cannot normalize the T1: its intensity is constant inside the brain mask"
             )
         out = np.clip((t1 - lo) / (hi - lo), 0.0, 1.0)
     else:
         mean, std = float(values.mean()), float(values.std())
         if not std > 0:
             raise TausynthError(
-                "cannot normalise the T1: its intensity is constant inside the brain mask"
+                "cannot normalize the T1: its intensity is constant inside the brain mask"
             )
         out = (t1 - mean) / std
     out = np.where(brain, out, 0.0)
@@ -300,7 +300,7 @@ def preprocess_pair(
     divisible: int = 16,
     *,
     margin: int = 2,
-    t1_normalisation: str = "percentile",
+    t1_normalization: str = "percentile",
     label_images: Mapping[str, PathLike] | None = None,
     affine_tolerance: float = 1e-3,
     overwrite: bool = False,
@@ -320,8 +320,8 @@ def preprocess_pair(
         Output shape multiple: 16 for U-Net and UNETR, 32 for SwinUNETR.
     margin : int, default=2
         Voxels kept around the brain's bounding box.
-    t1_normalisation : {"percentile", "zscore", "none"}, default="percentile"
-        See :func:`normalise_t1`.
+    t1_normalization : {"percentile", "zscore", "none"}, default="percentile"
+        See :func:`normalize_t1`.
     label_images : mapping of str to path, optional
         Extra label-like images on the T1's world space (e.g. ``{"labels": aparc+aseg,
         "refmask": ...}``), resampled with nearest neighbour and cropped like the T1.
@@ -335,9 +335,9 @@ def preprocess_pair(
     dict of str to pathlib.Path
         ``"t1"``, ``"pet"``, ``"mask"``, each label image's name, and ``"record"`` (the JSON).
     """
-    if t1_normalisation not in T1_NORMALISATIONS:
+    if t1_normalization not in T1_NORMALIZATIONS:
         raise TausynthError(
-            f"invalid T1 normalisation {t1_normalisation!r}; allowed: {', '.join(T1_NORMALISATIONS)}"
+            f"invalid T1 normalization {t1_normalization!r}; allowed: {', '.join(T1_NORMALIZATIONS)}"
         )
     labels_in = dict(label_images or {})
     reserved = {"t1", "pet", "mask", "record"}
@@ -381,7 +381,7 @@ def preprocess_pair(
         img = resample_to_reference(_prepared(path), t1_img, order=0, tolerance=affine_tolerance)
         labels[name] = np.rint(np.nan_to_num(img.get_fdata(dtype=np.float32))).astype(np.int32)
 
-    t1_norm = normalise_t1(t1, mask, t1_normalisation)
+    t1_norm = normalize_t1(t1, mask, t1_normalization)
     start, stop = brain_bounding_box(mask, margin=margin)
     box_start, box_shape = divisible_box(start, stop, divisible)
 
@@ -409,7 +409,7 @@ def preprocess_pair(
         "pet_resampled_to_t1": pet_resampled,
         "pet_assumed_coregistered_to_t1": True,
         "mask": mask_source,
-        "t1_normalisation": t1_normalisation,
+        "t1_normalization": t1_normalization,
         "box_start_voxel": [int(s) for s in box_start],
         "output_shape": list(box_shape),
         "divisible": int(divisible),

@@ -3,7 +3,7 @@
 A cohort of subjects with a diagnosis, amyloid status,
 age, sex and a continuous Braak stage; per subject a warped and atrophied copy of the ICBM152
 template anatomy, a tau-PET model with off-target binding, scanner PSF, noise, 8 mm
-harmonisation, inferior-cerebellar reference normalisation and an explicit per-manufacturer SUVR
+harmonization, inferior-cerebellar reference normalization and an explicit per-manufacturer SUVR
 distortion, and a T1w model. Images are produced on the 2 mm grid (80×96×80) and,
 on request, as 2×2×2 block means on the 4 mm grid (40×48×40).
 
@@ -125,11 +125,11 @@ def manufacturer_models() -> dict[str, ManufacturerModel]:
 def canonical_manufacturer(name: str) -> str:
     """Return the canonical spelling (``Siemens``, ``GE``, ``Philips``) of a manufacturer name.
 
-    Uses the manifest's normalisation table (``SIEMENS``, ``GE MEDICAL SYSTEMS``, ...), so the
+    Uses the manifest's normalization table (``SIEMENS``, ``GE MEDICAL SYSTEMS``, ...), so the
     generator accepts exactly what a manifest accepts. Raises :class:`TausynthError` naming the
     allowed values.
     """
-    return manifest_schema.normalise_manufacturer(str(name))
+    return manifest_schema.normalize_manufacturer(str(name))
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,7 +234,7 @@ def sample_cohort(n: int, seed: int, confound: bool = False, assignment: Assignm
         Cohort seed (>= 0). Demographics of subject ``i`` do not depend on ``n``.
     confound : bool, default=False
         Send AD subjects to Siemens/GE/Philips with shares 0.2/0.3/0.5 (others 0.6/0.3/0.1, which
-        keeps the overall 50/30/20 shares): the standardisation pitfall.
+        keeps the overall 50/30/20 shares): the standardization pitfall.
     assignment : {"stratified", "random"}, default="stratified"
         Manufacturer assignment. ``"stratified"`` uses systematic sampling of the cumulative shares
         (random offset, random order) inside each diagnosis × amyloid × Braak-group stratum, so
@@ -458,7 +458,7 @@ class SyntheticSubject:
     index : int
         Position in the cohort (part of the RNG seed).
     native_fwhm_mm : float
-        Native PET resolution of this scan before harmonisation to 8 mm.
+        Native PET resolution of this scan before harmonization to 8 mm.
     images : dict of int to SubjectImages
         Keyed by resolution in mm (2 and/or 4).
     roi : dict of str to float

@@ -211,13 +211,13 @@ def cohens_kappa(rater_a: Iterable[object], rater_b: Iterable[object]) -> float:
 
 
 def positivity_agreement(
-    real: Iterable[float], synthetic: Iterable[float], cut: float = POSITIVITY_CUT
+    real: Iterable[float], synthetic: Iterable[float], cut_point: float = POSITIVITY_CUT
 ) -> dict[str, Any]:
-    """Tau positivity (SUVR > ``cut``) of real and synthetic values: κ, agreement and counts."""
+    """Tau positivity (SUVR > ``cut_point``) of real and synthetic values: κ, agreement and counts."""
     a, b = _pair(real, synthetic)
-    pa, pb = a > cut, b > cut
+    pa, pb = a > cut_point, b > cut_point
     return {
-        "cut": float(cut), "n": int(a.size), "kappa": cohens_kappa(pa, pb),
+        "cut_point": float(cut_point), "n": int(a.size), "kappa": cohens_kappa(pa, pb),
         "percent_agreement": float(np.mean(pa == pb)) * 100.0 if a.size else math.nan,
         "n_pos_real": int(pa.sum()), "n_pos_synthetic": int(pb.sum()),
         "n_false_pos": int((~pa & pb).sum()), "n_false_neg": int((pa & ~pb).sum()),
@@ -292,14 +292,14 @@ def agreement_table(
 def positivity_table(
     frame: pd.DataFrame,
     region: str = "metatemporal",
-    cut: float = POSITIVITY_CUT,
+    cut_point: float = POSITIVITY_CUT,
     by: str | None = "diagnosis",
 ) -> pd.DataFrame:
-    """Tau-positivity agreement (κ at ``region`` SUVR > ``cut``), overall and per value of ``by``."""
+    """Tau-positivity agreement (κ at ``region`` SUVR > ``cut_point``), overall and per value of ``by``."""
     sub = frame[frame["region"] == region]
     if sub.empty:
         raise TausynthError(f"region {region!r} has no values in the ROI table; positivity needs it")
     return pd.DataFrame([
-        {"region": region, "group": group, **positivity_agreement(g["real"], g["synthetic"], cut)}
+        {"region": region, "group": group, **positivity_agreement(g["real"], g["synthetic"], cut_point)}
         for group, g in _groups(sub, by)
     ])

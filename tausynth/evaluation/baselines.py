@@ -13,8 +13,8 @@ Two predictions that use no learning beyond one summary of the **training** spli
     (:mod:`tausynth.evaluation.regional`). It is told where the regions are, so its regional r
     bounds what the T1 carries about tau. Needs the manifest's ``labels`` column.
 ``t1-linear``
-    The subject's own T1, normalised as the models see it
-    (:func:`tausynth.data.preprocess.normalise_t1`, percentile method by default) and put on the
+    The subject's own T1, normalized as the models see it
+    (:func:`tausynth.data.preprocess.normalize_t1`, percentile method by default) and put on the
     SUVR scale by **one** linear map ``a·T1 + b`` fitted by least squares over the brain-mask
     voxels of all training subjects. This is the "identity" baseline: an input image that is not
     PET at all, given the fairest affine intensity mapping. A raw T1 compared with SUVR would
@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from tausynth.data.manifest import load_manifest, scan_label, scan_stem, split_frame
-from tausynth.data.preprocess import derive_brain_mask, normalise_t1
+from tausynth.data.preprocess import derive_brain_mask, normalize_t1
 from tausynth.digest import source_digest
 from tausynth.errors import TausynthError
 from tausynth.evaluation.regional import (
@@ -75,8 +75,8 @@ class BaselineFit:
     affine : numpy.ndarray
         Grid of the mean image (that of every training PET).
     slope, intercept : float
-        ``SUVR ≈ slope · T1_normalised + intercept`` over training brain-mask voxels.
-    t1_normalisation : str
+        ``SUVR ≈ slope · T1_normalized + intercept`` over training brain-mask voxels.
+    t1_normalization : str
     n_train : int
     """
 
@@ -84,14 +84,14 @@ class BaselineFit:
     affine: np.ndarray
     slope: float
     intercept: float
-    t1_normalisation: str
+    t1_normalization: str
     n_train: int
 
 
 def baseline_variant(name: str) -> dict[str, Any]:
     """Variant columns of a baseline, as :func:`tausynth.evaluation.evaluate.run_variant` gives for a run."""
     _check_names([name])
-    return {"run": f"baseline-{name}", "model": name, "perceptual": "n/a", "normalisation": "n/a", "seed": 0}
+    return {"run": f"baseline-{name}", "model": name, "perceptual": "n/a", "normalization": "n/a", "seed": 0}
 
 
 def available_baselines(manifest: pd.DataFrame) -> list[str]:
@@ -122,12 +122,12 @@ def _t1(row: pd.Series, method: str) -> tuple[np.ndarray, np.ndarray]:
     t1 = load_nifti(row["t1"])[0]
     mask = _mask(row, t1)
     try:
-        return normalise_t1(t1, mask, method).astype(np.float64), mask
+        return normalize_t1(t1, mask, method).astype(np.float64), mask
     except TausynthError as exc:
         raise TausynthError(f"subject {_who(row)}, t1 {row['t1']}: {exc}") from None
 
 
-def fit_baselines(manifest: pd.DataFrame, t1_normalisation: str = "percentile") -> BaselineFit:
+def fit_baselines(manifest: pd.DataFrame, t1_normalization: str = "percentile") -> BaselineFit:
     """Fit both baselines on the ``train`` rows of a loaded manifest.
 
     Raises
@@ -153,7 +153,7 @@ def fit_baselines(manifest: pd.DataFrame, t1_normalisation: str = "percentile") 
                 f"training PET (shape {total.shape}); the mean-image baseline needs one common grid"
             )
         total += pet
-        t, mask = _t1(row, t1_normalisation)
+        t, mask = _t1(row, t1_normalization)
         if t.shape != pet.shape:
             raise TausynthError(f"subject {_who(row)}: T1 shape {t.shape} differs from the PET shape {pet.shape}")
         x, y = t[mask], pet[mask]
@@ -166,7 +166,7 @@ def fit_baselines(manifest: pd.DataFrame, t1_normalisation: str = "percentile") 
     var = stt - st * st / n
     slope = (sty - st * sy / n) / var if var > 0 else 0.0
     intercept = (sy - slope * st) / n
-    return BaselineFit(total / len(train), affine, float(slope), float(intercept), t1_normalisation, len(train))
+    return BaselineFit(total / len(train), affine, float(slope), float(intercept), t1_normalization, len(train))
 
 
 def _labels(row: pd.Series) -> np.ndarray:
@@ -195,7 +195,7 @@ def _regional_features(row: pd.Series, age: float | None, method: str) -> dict[i
     return subject_features(t, labels, voxel_ml, age, label_ids=np.unique(labels).astype(int).tolist())
 
 
-def fit_regional_baseline(manifest: pd.DataFrame, t1_normalisation: str = "percentile") -> RegionalFit:
+def fit_regional_baseline(manifest: pd.DataFrame, t1_normalization: str = "percentile") -> RegionalFit:
     """Fit the regional regression (:mod:`tausynth.evaluation.regional`) on the ``train`` rows.
 
     Age is a feature only when every scan of the manifest has one.
@@ -204,7 +204,7 @@ def fit_regional_baseline(manifest: pd.DataFrame, t1_normalisation: str = "perce
     ages = _ages(manifest)
     features, targets = [], []
     for index, row in train.iterrows():
-        feats = _regional_features(row, None if ages is None else float(ages[index]), t1_normalisation)
+        feats = _regional_features(row, None if ages is None else float(ages[index]), t1_normalization)
         feats.pop(0, None)  # the background is not a region
         features.append(feats)
         targets.append(label_means(load_nifti(row["pet"])[0], _labels(row)))
@@ -221,7 +221,7 @@ def baseline_predictions(
     split: str = "test",
     out: PathLike = "baselines",
     names: Sequence[str] | None = None,
-    t1_normalisation: str = "percentile",
+    t1_normalization: str = "percentile",
     log: Callable[[str], None] | None = print,
 ) -> dict[str, pd.DataFrame]:
     """Write the baselines' SUVR predictions of every scan of ``split``; cached by content.
@@ -241,8 +241,8 @@ def baseline_predictions(
     names : sequence of str, optional
         Baselines to write (:data:`BASELINES`); default: those the manifest supports
         (:func:`available_baselines`).
-    t1_normalisation : {"percentile", "zscore", "none"}
-        T1 normalisation of ``t1-linear`` (the models' default is ``"percentile"``).
+    t1_normalization : {"percentile", "zscore", "none"}
+        T1 normalization of ``t1-linear`` (the models' default is ``"percentile"``).
     log : callable, optional
         Receives one line per baseline.
 
@@ -258,8 +258,8 @@ def baseline_predictions(
     if rows.empty:
         raise TausynthError(f"{manifest}: no scans in split {split!r}")
     key = {"manifest": str(Path(manifest).resolve()), "manifest_sha256": file_sha256(manifest), "split": split,
-           "t1_normalisation": t1_normalisation, "format": 1, "code": source_digest()}
-    fits = _Fits(frame, t1_normalisation)
+           "t1_normalization": t1_normalization, "format": 1, "code": source_digest()}
+    fits = _Fits(frame, t1_normalization)
     tables: dict[str, pd.DataFrame] = {}
     # one writer at a time: the ROI and results chapters may ask for the same baselines at once
     with file_lock(Path(out) / ".baselines.lock"):
@@ -293,8 +293,8 @@ def _cached(folder: Path, key: dict[str, Any]) -> pd.DataFrame:
 class _Fits:
     """The baselines' fits, each made once and only when a baseline needs it."""
 
-    def __init__(self, frame: pd.DataFrame, t1_normalisation: str) -> None:
-        self.frame, self.method, self.ages = frame, t1_normalisation, _ages(frame)
+    def __init__(self, frame: pd.DataFrame, t1_normalization: str) -> None:
+        self.frame, self.method, self.ages = frame, t1_normalization, _ages(frame)
         self._common: BaselineFit | None = None
         self._regional: RegionalFit | None = None
 

@@ -18,7 +18,7 @@ makes the paired comparisons the claim implies and applies one stated rule, shar
 
 Metric tables are the per-subject outputs of the evaluation: one row per (variant, seed,
 subject) with the variant columns ``model``, ``perceptual`` (``none``, ``2d``, ``2.5d``, ``3d``,
-``cyclic``), ``normalisation`` (``standardize``, ``minmax``), ``seed`` and ``subject_id``.
+``cyclic``), ``normalization`` (``standardize``, ``minmax``), ``seed`` and ``subject_id``.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ CLAIMS: tuple[Claim, ...] = (
              "losses on SSIM and PSNR.", "paper v1 abstract"),
     Claim(2, "Adding the cyclic 2.5D perceptual loss to CycleGAN and Pix2Pix improves SSIM by at least 2 % "
              "and PSNR by at least 3 %.", "paper v1 abstract"),
-    Claim(3, "By-manufacturer standardization of tau-PET SUVR beats per-subject min–max normalisation.",
+    Claim(3, "By-manufacturer standardization of tau-PET SUVR beats per-subject min–max normalization.",
           "paper v1–v3 abstracts"),
     Claim(4, "The cyclic loss improves regional SUVR agreement in AD-relevant regions.",
           "paper v3 abstract"),
@@ -222,7 +222,7 @@ def judge(comparisons: pd.DataFrame) -> tuple[Outcome, str]:
         return "inconclusive", "no comparison could be made (the required variants were not evaluated)"
 
     def label(r: pd.Series) -> str:
-        keys = [str(r[c]) for c in r.index if c in ("model", "perceptual", "normalisation", "region")]
+        keys = [str(r[c]) for c in r.index if c in ("model", "perceptual", "normalization", "region")]
         return "/".join([*keys, f"{r['variant']} vs {r['baseline']}", str(r["metric"])])
 
     status = comparisons["status"]
@@ -264,10 +264,10 @@ def claim1(
     """Claim 1: cyclic beats 2.5D and 3D perceptual losses on SSIM and PSNR for U-Net-family models.
 
     Every family model that has a ``cyclic`` run must be compared with every comparator.
-    ``fixed`` filters the table first (default ``{"normalisation": "standardize"}`` when that
+    ``fixed`` filters the table first (default ``{"normalization": "standardize"}`` when that
     column exists).
     """
-    df = rows_where(metrics, **(fixed if fixed is not None else {"normalisation": "standardize"}))
+    df = rows_where(metrics, **(fixed if fixed is not None else {"normalization": "standardize"}))
     df = df[df["model"].isin(family)]
     models = sorted(pd.unique(df.loc[df["perceptual"] == "cyclic", "model"]))
     parts = [compare(df, "perceptual", c, "cyclic", metric_names, by=["model"], groups=[(m,) for m in models],
@@ -288,7 +288,7 @@ def claim2(
 ) -> Verdict:
     """Claim 2: adding the cyclic loss to each GAN improves SSIM by ≥ 2 % and PSNR by ≥ 3 % (relative, means)."""
     thresholds = dict(thresholds or {"ssim": 0.02, "psnr": 0.03})
-    df = rows_where(metrics, **(fixed if fixed is not None else {"normalisation": "standardize"}))
+    df = rows_where(metrics, **(fixed if fixed is not None else {"normalization": "standardize"}))
     comps = compare(df, "perceptual", baseline, "cyclic", list(thresholds), by=["model"],
                     groups=[(m,) for m in models], min_relative=thresholds, alpha=alpha)
     sizes = ", ".join(f"{m.upper()} ≥ {100 * t:g} %" for m, t in thresholds.items())
@@ -305,17 +305,17 @@ def claim3(
     by: Sequence[str] = ("model", "perceptual"),
     alpha: float = ALPHA,
 ) -> Verdict:
-    """Claim 3: by-manufacturer standardization beats min–max normalisation (same model and loss).
+    """Claim 3: by-manufacturer standardization beats min–max normalization (same model and loss).
 
     Both variants must be scored in the same space (SUVR): the min–max model's predictions taken
-    back to SUVR by the evaluation. Every (model, loss) evaluated with both normalisations is a
+    back to SUVR by the evaluation. Every (model, loss) evaluated with both normalizations is a
     required comparison.
     """
-    if "normalisation" not in metrics:
-        raise TausynthError("metric table has no 'normalisation' column; claim 3 compares normalisations")
-    per = metrics.groupby(list(by))["normalisation"].agg(lambda s: {variant, baseline} <= set(s))
+    if "normalization" not in metrics:
+        raise TausynthError("metric table has no 'normalization' column; claim 3 compares normalizations")
+    per = metrics.groupby(list(by))["normalization"].agg(lambda s: {variant, baseline} <= set(s))
     groups = [k if isinstance(k, tuple) else (k,) for k, ok in per.items() if ok]
-    comps = compare(metrics, "normalisation", baseline, variant, metric_names, by=by, groups=groups,
+    comps = compare(metrics, "normalization", baseline, variant, metric_names, by=by, groups=groups,
                     alpha=alpha) if groups else pd.DataFrame()
     crit = (f"for every ({', '.join(by)}) trained with both, {variant} vs {baseline} on "
             f"{', '.join(metric_names)} in SUVR space: " + _rule(alpha))
@@ -350,7 +350,7 @@ def claim4(
     ``roi`` is a long ROI table with the variant columns; every model with both a ``cyclic`` and a
     ``baseline`` run is compared in every region.
     """
-    df = rows_where(roi, **(fixed if fixed is not None else {"normalisation": "standardize"}))
+    df = rows_where(roi, **(fixed if fixed is not None else {"normalization": "standardize"}))
     wide = roi_error_table(df, regions)
     names = [f"abs_error_{r}" for r in regions]
     per = wide.groupby("model")["perceptual"].agg(lambda s: {"cyclic", baseline} <= set(s))

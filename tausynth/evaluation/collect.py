@@ -3,7 +3,7 @@
 :func:`collect_runs` takes run folders, writes any missing predictions (``predict_run``),
 evaluates each run (:func:`tausynth.evaluation.evaluate.evaluate_run`) unless its cached CSVs are
 current, and concatenates the tables with the variant columns ``run``, ``model``,
-``perceptual``, ``normalisation``, ``seed``: what :mod:`tausynth.evaluation.claims` and the
+``perceptual``, ``normalization``, ``seed``: what :mod:`tausynth.evaluation.claims` and the
 E1–E4 tables (:mod:`tausynth.evaluation.experiments`) consume.
 
 Caches
@@ -58,13 +58,13 @@ __all__ = [
 
 Log = Callable[[str], None] | None
 
-VARIANT_COLUMNS: tuple[str, ...] = ("run", "model", "perceptual", "normalisation", "seed")
+VARIANT_COLUMNS: tuple[str, ...] = ("run", "model", "perceptual", "normalization", "seed")
 """Columns that identify a variant in every collected table."""
 TABLES: tuple[str, ...] = ("per_subject", "per_region", "agreement", "positivity", "off_target", "staging", "summary")
 """The CSV tables of an evaluation folder (a table with no rows is not written)."""
 STAMP = "evaluation.json"
 _STRING_COLUMNS = ("subject_id", "session", "diagnosis", "manufacturer", "run", "model", "perceptual",
-                   "normalisation", "kind", "space", "region", "group", "icc_form", "pearson_note")
+                   "normalization", "kind", "space", "region", "group", "icc_form", "pearson_note")
 
 
 class Collection(NamedTuple):
@@ -275,10 +275,10 @@ def _input_stamps(manifest: Path, split: str) -> list[list[Any]]:
     return stamps
 
 
-def _stamp_key(manifest: Path, split: str, cut: float, predictions: Path) -> dict[str, Any]:
+def _stamp_key(manifest: Path, split: str, cut_point: float, predictions: Path) -> dict[str, Any]:
     # content, not paths: the manifest's bytes, each image's size and time, the predictions' table
     return {"split": split, "manifest_sha256": file_sha256(manifest), "inputs": _input_stamps(manifest, split),
-            "cut": float(cut), "predictions_sha256": file_sha256(predictions), "code": source_digest()}
+            "cut_point": float(cut_point), "predictions_sha256": file_sha256(predictions), "code": source_digest()}
 
 
 def _cached(out: Path, key: dict[str, Any], final: Path) -> RunEvaluation | None:
@@ -302,7 +302,7 @@ def evaluate_cached(
     run_dir: PathLike,
     manifest: PathLike | None = None,
     split: str = "test",
-    cut: float = POSITIVITY_CUT,
+    cut_point: float = POSITIVITY_CUT,
     out: PathLike | None = None,
     force: bool = False,
     log: Log = print,
@@ -315,8 +315,8 @@ def evaluate_cached(
     manifest : path, optional
         Default: the manifest the run was trained on.
     split : str, default="test"
-    cut : float, default=1.27
-        Meta-temporal tau-positivity cut-point (SUVR > cut is positive).
+    cut_point : float, default=1.27
+        Meta-temporal tau-positivity cut-point (SUVR > cut_point is positive).
     out : path, optional
         Default :func:`evaluation_dir`.
     force : bool, default=False
@@ -334,18 +334,18 @@ def evaluate_cached(
     run_dir = Path(run_dir)
     if split not in SPLITS:
         raise TausynthError(f"invalid split {split!r}; allowed: {', '.join(SPLITS)}")
-    if not math.isfinite(float(cut)):
-        raise TausynthError(f"positivity cut-point must be a finite SUVR, got {cut!r}")
+    if not math.isfinite(float(cut_point)):
+        raise TausynthError(f"positivity cut-point must be a finite SUVR, got {cut_point!r}")
     run_variant(run_dir)  # a clear error for a folder that is not a run, before any work
     manifest_path = run_manifest(run_dir, manifest)
     validate_manifest(manifest_path, columns=EVALUATION_COLUMNS, splits=(split,))  # a bad file: one line, now
     _, predicted = ensure_predictions(run_dir, manifest_path, split, log)
     out_dir = Path(out) if out is not None else evaluation_dir(run_dir, split)
-    key = _stamp_key(manifest_path, split, cut, RunPaths(run_dir).predictions_table(split))
+    key = _stamp_key(manifest_path, split, cut_point, RunPaths(run_dir).predictions_table(split))
     final = _final_checkpoint(run_dir)
     if not force and (hit := _cached(out_dir, key, final)) is not None:
         return hit, {"predictions": predicted, "evaluation": "cached"}
-    ev = evaluate_run(run_dir, manifest_path, split, out=out_dir, cut=cut, check_files=False)
+    ev = evaluate_run(run_dir, manifest_path, split, out=out_dir, cut_point=cut_point, check_files=False)
     record = {"key": key, "tables": [p.stem for p in ev.files if p.suffix == ".csv"]}
     atomic_write_text(out_dir / STAMP, json.dumps(record, indent=2) + "\n")
     return ev, {"predictions": predicted, "evaluation": "evaluated"}
@@ -372,7 +372,7 @@ def collect_runs(
     run_dirs: Sequence[PathLike],
     manifest: PathLike | None = None,
     split: str = "test",
-    cut: float = POSITIVITY_CUT,
+    cut_point: float = POSITIVITY_CUT,
     force: bool = False,
     log: Log = print,
 ) -> Collection:
@@ -384,7 +384,7 @@ def collect_runs(
         Run folders (e.g. :func:`find_runs` of ``runs/<profile>``).
     manifest : path, optional
         Evaluate every run on this manifest; default each run's training manifest.
-    split, cut, force, log
+    split, cut_point, force, log
         See :func:`evaluate_cached`.
 
     Returns
@@ -409,7 +409,7 @@ def collect_runs(
     for path in paths:
         variant = run_variant(path)
         try:
-            ev, source = evaluate_cached(path, manifest, split, cut, force=force, log=log)
+            ev, source = evaluate_cached(path, manifest, split, cut_point, force=force, log=log)
         except TausynthError as exc:
             raise TausynthError(f"run {path}: {exc}") from None
         prov = _provenance(path)
@@ -450,14 +450,14 @@ def collect_baselines(
     manifest: PathLike,
     split: str = "test",
     out: PathLike = "baselines",
-    cut: float = POSITIVITY_CUT,
+    cut_point: float = POSITIVITY_CUT,
     names: Sequence[str] | None = None,
     log: Log = print,
 ) -> Collection:
     """Write (or reuse) the trivial baselines' predictions and evaluate them like runs.
 
     See :mod:`tausynth.evaluation.baselines`. The variant columns read ``run = "baseline-<name>"``,
-    ``model = <name>``, ``perceptual = normalisation = "n/a"``, ``seed = 0``, so claim functions,
+    ``model = <name>``, ``perceptual = normalization = "n/a"``, ``seed = 0``, so claim functions,
     which select standardization runs, never mistake a baseline for a model.
     """
     from tausynth.data.manifest import load_manifest
@@ -472,7 +472,7 @@ def collect_baselines(
         for name, table in tables.items():
             variant = baseline_variant(name)
             folder = Path(out) / name / split
-            ev = _baseline_evaluation(folder, table, frame, variant, cut)
+            ev = _baseline_evaluation(folder, table, frame, variant, cut_point)
             parts["metrics"].append(_with_variant(ev.per_subject, variant))
             parts["roi"].append(_with_variant(ev.per_region, variant))
             parts["agreement"].append(_with_variant(ev.agreement, variant))
@@ -485,12 +485,12 @@ def collect_baselines(
 
 
 def _baseline_evaluation(
-    folder: Path, table: pd.DataFrame, frame: pd.DataFrame, variant: dict[str, Any], cut: float
+    folder: Path, table: pd.DataFrame, frame: pd.DataFrame, variant: dict[str, Any], cut_point: float
 ) -> RunEvaluation:
-    """A baseline's evaluation, reused from ``folder/evaluation`` while its predictions and ``cut`` are unchanged."""
+    """A baseline's evaluation, reused from ``folder/evaluation`` while its predictions and ``cut_point`` are unchanged."""
     out = folder / "evaluation"
     key = {"baseline": file_sha256(folder / "baseline.json"), "predictions": file_sha256(folder / "predictions.csv"),
-           "cut": float(cut), "code": source_digest()}
+           "cut_point": float(cut_point), "code": source_digest()}
     stamp = out / STAMP
     if stamp.is_file():
         try:
@@ -500,7 +500,7 @@ def _baseline_evaluation(
         if record.get("key") == key and all((out / f"{n}.csv").is_file() for n in record.get("tables", [])):
             return RunEvaluation(**{n: _read_table(out / f"{n}.csv") if n in record["tables"] else pd.DataFrame()
                                     for n in TABLES})
-    ev = evaluate_predictions(table, frame, variant=variant, cut=cut)
+    ev = evaluate_predictions(table, frame, variant=variant, cut_point=cut_point)
     written = []
     for name in TABLES:
         df: pd.DataFrame = getattr(ev, name)
@@ -537,12 +537,12 @@ def claim_verdicts(collection: Collection, alpha: float | None = None) -> list[A
         return claims.Verdict(claims.CLAIMS[number - 1], outcome, why, reason, pd.DataFrame())
 
     m = suvr_metrics(collection.metrics)
-    usable = not m.empty and {"model", "perceptual", "normalisation"} <= set(m.columns)
+    usable = not m.empty and {"model", "perceptual", "normalization"} <= set(m.columns)
     verdicts = [fn(m, **kw) if usable else nothing(n, "no evaluated runs")
                 for n, fn in ((1, claims.claim1), (2, claims.claim2), (3, claims.claim3))]
     roi = collection.roi
     # claim4 compares standardization runs; guard here because its pivot raises on an empty selection
-    std = roi[roi["normalisation"] == "standardize"] if "normalisation" in roi else roi
+    std = roi[roi["normalization"] == "standardize"] if "normalization" in roi else roi
     if std.empty or not set(claims.AD_REGIONS) <= set(std["region"]):
         verdicts.append(nothing(4, "no regional SUVR of standardization runs in the AD-relevant regions"))
     else:

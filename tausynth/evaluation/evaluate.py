@@ -4,7 +4,7 @@
 ``tausynth predict`` wrote (``<run>/predictions/<split>/predictions.csv``: one row per written
 NIfTI with ``subject_id``, ``session``, ``kind``, ``oracle``, ``path``), the data manifest (real
 PET as SUVR, brain mask, label map, diagnosis) and the run's ``config.yaml`` (the variant columns
-``model``, ``perceptual``, ``normalisation``, ``seed``), and writes into ``<run>/evaluation/``:
+``model``, ``perceptual``, ``normalization``, ``seed``), and writes into ``<run>/evaluation/``:
 
 ``per_subject.csv``
     Voxel metrics (:func:`~tausynth.evaluation.metrics.voxel_metrics`) per subject and
@@ -78,14 +78,14 @@ class RunEvaluation:
 
 
 def run_variant(run_dir: PathLike) -> dict[str, Any]:
-    """Variant columns of a run from its ``config.yaml``: ``run``, ``model``, ``perceptual``, ``normalisation``, ``seed``."""
+    """Variant columns of a run from its ``config.yaml``: ``run``, ``model``, ``perceptual``, ``normalization``, ``seed``."""
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise TausynthError(f"{run_dir}: not a run folder (no config.yaml)")
     try:
         cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         return {"run": Path(run_dir).name, "model": cfg["model"]["name"], "perceptual": cfg["loss"]["perceptual"],
-                "normalisation": cfg["normalisation"], "seed": int(cfg["training"]["seed"])}
+                "normalization": cfg["normalization"], "seed": int(cfg["training"]["seed"])}
     except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
         raise TausynthError(f"{path}: unreadable run config ({type(exc).__name__}: {exc})") from None
 
@@ -113,7 +113,7 @@ def evaluate_predictions(
     variant: Mapping[str, Any] | None = None,
     regions: Mapping[str, Sequence[int]] | None = None,
     data_range: DataRange = "target",
-    cut: float = POSITIVITY_CUT,
+    cut_point: float = POSITIVITY_CUT,
     thresholds: StagingThresholds | None = None,
 ) -> RunEvaluation:
     """Evaluate predicted NIfTI files against the manifest's real PET (in memory; nothing written).
@@ -130,7 +130,7 @@ def evaluate_predictions(
         ROI sets; default the Braak regions and the off-target regions.
     data_range : "target" or float
         Data range of SSIM/PSNR in SUVR space (min–max space always uses 1).
-    cut : float
+    cut_point : float
         Meta-temporal tau-positivity cut-point.
     thresholds : StagingThresholds, optional
     """
@@ -185,7 +185,7 @@ def evaluate_predictions(
         per_subject=subj,
         per_region=roi,
         agreement=agreement_table(roi) if not roi.empty else pd.DataFrame(),
-        positivity=positivity_table(roi, cut=cut) if not roi.empty and "metatemporal" in set(roi["region"]) else pd.DataFrame(),
+        positivity=positivity_table(roi, cut_point=cut_point) if not roi.empty and "metatemporal" in set(roi["region"]) else pd.DataFrame(),
         off_target=_off_target(roi),
         staging=_staging(roi, thresholds),
         summary=summary_table(subj, ["kind"], list(METRICS)),
@@ -248,7 +248,7 @@ def evaluate_run(
         Make ``tausynth validate``'s checks on the images the evaluation reads first (a caller that
         has just made them passes False).
     **kwargs
-        Passed to :func:`evaluate_predictions` (``regions``, ``data_range``, ``cut``, ``thresholds``).
+        Passed to :func:`evaluate_predictions` (``regions``, ``data_range``, ``cut_point``, ``thresholds``).
     """
     import json
 

@@ -82,7 +82,7 @@ def variant_grid(
         Variant column and the values to show, in order; values missing from the table are
         shown as :data:`NOT_RUN`. Values present but not listed are appended.
     fixed : mapping, optional
-        Filter applied first (e.g. ``{"normalisation": "standardize"}``).
+        Filter applied first (e.g. ``{"normalization": "standardize"}``).
     """
     (rcol, rvals), (ccol, cvals) = rows, cols
     df = rows_where(metrics, **dict(fixed or {}))
@@ -103,13 +103,13 @@ def variant_grid(
 
 
 def e1_tables(
-    metrics: pd.DataFrame, metric_names: Sequence[str] = ("ssim", "psnr"), normalisation: str = "standardize"
+    metrics: pd.DataFrame, metric_names: Sequence[str] = ("ssim", "psnr"), normalization: str = "standardize"
 ) -> dict[str, pd.DataFrame]:
     """E1: one grid per metric, U-Net family (rows) × perceptual term (columns), SUVR space."""
     m = suvr_metrics(metrics)
     m = m[m["model"].isin(U_NET_FAMILY)] if not m.empty else m
     return {name: variant_grid(m, name, ("model", U_NET_FAMILY), ("perceptual", E1_LOSSES),
-                               fixed={"normalisation": normalisation}) for name in metric_names}
+                               fixed={"normalization": normalization}) for name in metric_names}
 
 
 def _tidy(comps: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
@@ -122,7 +122,7 @@ def _tidy(comps: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
 def e1_tests(
     metrics: pd.DataFrame,
     metric_names: Sequence[str] = ("ssim", "psnr"),
-    normalisation: str = "standardize",
+    normalization: str = "standardize",
     alpha: float = ALPHA,
 ) -> pd.DataFrame:
     """E1 paired comparisons: for every U-Net-family model with a cyclic run, cyclic against each other term present.
@@ -132,7 +132,7 @@ def e1_tests(
     ``p_value`` (two-sided Wilcoxon), ``min_p`` (the smallest p the exact test can reach with n
     pairs) and ``status`` (see :func:`tausynth.evaluation.claims.compare`).
     """
-    m = rows_where(suvr_metrics(metrics), normalisation=normalisation)
+    m = rows_where(suvr_metrics(metrics), normalization=normalization)
     if m.empty:
         return pd.DataFrame()
     m = m[m["model"].isin(U_NET_FAMILY)]
@@ -148,7 +148,7 @@ def e2_table(
     metrics: pd.DataFrame,
     models: Sequence[str] = GANS,
     sizes: Mapping[str, float] | None = None,
-    normalisation: str = "standardize",
+    normalization: str = "standardize",
     alpha: float = ALPHA,
 ) -> pd.DataFrame:
     """E2: each GAN without and with the cyclic loss, per metric.
@@ -158,7 +158,7 @@ def e2_table(
     ``p_value`` and ``status``.
     """
     sizes = dict(sizes or E2_SIZES)
-    m = rows_where(suvr_metrics(metrics), normalisation=normalisation)
+    m = rows_where(suvr_metrics(metrics), normalization=normalization)
     rows = []
     for model in models:
         sub = m[m["model"] == model] if not m.empty else m
@@ -196,13 +196,13 @@ def e3_table(
     no deployed model can reach), ``minmax (own space)`` (its [0, 1] space, data range 1),
     ``n``, ``p_value`` and ``status`` of the paired test of the two SUVR columns.
     """
-    if metrics.empty or "normalisation" not in metrics:
+    if metrics.empty or "normalization" not in metrics:
         return pd.DataFrame()
     pairs = metrics[["model", "perceptual"]].drop_duplicates()
     rows = []
     for _, (model, loss) in pairs.sort_values(["model", "perceptual"]).iterrows():
         sub = metrics[(metrics["model"] == model) & (metrics["perceptual"] == loss)]
-        norms = set(sub["normalisation"])
+        norms = set(sub["normalization"])
         if not norms & {"standardize", "minmax"}:
             continue
         for metric in metric_names:
@@ -210,10 +210,10 @@ def e3_table(
             for col, norm, kind in (("standardize (SUVR)", "standardize", "suvr"),
                                     ("minmax (SUVR, oracle)", "minmax", "suvr_oracle"),
                                     ("minmax (own space)", "minmax", "minmax")):
-                v = sub[(sub["normalisation"] == norm) & (sub["kind"] == kind)]
+                v = sub[(sub["normalization"] == norm) & (sub["kind"] == kind)]
                 row[col] = summary_table(v, [], [metric]).iloc[0][metric] if not v.empty else NOT_RUN
             if {"standardize", "minmax"} <= norms:
-                c = compare(suvr_metrics(sub), "normalisation", "minmax", "standardize", [metric], alpha=alpha).iloc[0]
+                c = compare(suvr_metrics(sub), "normalization", "minmax", "standardize", [metric], alpha=alpha).iloc[0]
                 row.update({"n": int(c["n"]), "p_value": c["p_value"], "status": c["status"]})
             else:
                 row.update({"n": 0, "p_value": math.nan, "status": "missing"})
@@ -232,7 +232,7 @@ def e4_table(
 
     Columns: the variant columns, ``region``, ``n``, ``pearson_r``, ``icc`` (form in
     ``icc_form``), ``mae``, ``bias``, ``limits of agreement`` and, when ``positivity`` is given,
-    ``kappa`` and ``cut`` of the meta-temporal tau-positivity agreement (same for every region of
+    ``kappa`` and ``cut_point`` of the meta-temporal tau-positivity agreement (same for every region of
     a run).
     """
     if agreement.empty:
@@ -246,17 +246,17 @@ def e4_table(
         return f"[{r['loa_low']:+.{digits}f}, {r['loa_high']:+.{digits}f}]"
 
     a["limits of agreement"] = a.apply(loa, axis=1) if not a.empty else []
-    keys = [c for c in ("run", "model", "perceptual", "normalisation", "seed") if c in a]
+    keys = [c for c in ("run", "model", "perceptual", "normalization", "seed") if c in a]
     cols = [*keys, "region", "n", "pearson_r", "icc", "icc_form", "mae", "bias", "limits of agreement"]
     out = a[cols]
     if positivity is not None and not positivity.empty:
-        k = positivity[positivity["group"] == group][[*keys, "kappa", "cut"]]
+        k = positivity[positivity["group"] == group][[*keys, "kappa", "cut_point"]]
         out = out.merge(k, on=keys, how="left")
     return out.sort_values([*keys, "region"]).reset_index(drop=True)
 
 
 def seed_table(
-    metrics: pd.DataFrame, by: Sequence[str] = ("model", "perceptual", "normalisation"),
+    metrics: pd.DataFrame, by: Sequence[str] = ("model", "perceptual", "normalization"),
     metric_names: Sequence[str] = ("ssim", "psnr"),
 ) -> pd.DataFrame:
     """Spread between training seeds (per-seed cohort means) of the variants trained with several seeds; empty otherwise."""
@@ -453,7 +453,7 @@ def pick_reference_run(runs: pd.DataFrame, requested: str = "") -> str:
         if name not in set(runs["run"]):
             raise TausynthError(f"reference run {requested!r} is not among the runs: {', '.join(runs['run'])}")
         return name
-    pref = runs[(runs["model"] == "unet") & (runs["perceptual"] == "cyclic") & (runs["normalisation"] == "standardize")]
+    pref = runs[(runs["model"] == "unet") & (runs["perceptual"] == "cyclic") & (runs["normalization"] == "standardize")]
     if pref.empty:
         return str(runs.iloc[0]["run"])
     return str(pref.sort_values(["seed", "run"]).iloc[0]["run"])
@@ -531,7 +531,7 @@ def best_worst_cases(
 def budget_table(live: Collection, study: Collection, region: str = "metatemporal") -> pd.DataFrame:
     """The runs trained both live and in a study, side by side: what a larger budget changes.
 
-    Runs are matched by name (model, loss, normalisation, seed). Columns: ``run``, ``source``
+    Runs are matched by name (model, loss, normalization, seed). Columns: ``run``, ``source``
     (``"live"``/``"study"``), ``steps_done``, mean ``ssim``, ``psnr``, ``mae`` over test subjects
     (SUVR space) and the ``region``'s Pearson ``r``.
     """

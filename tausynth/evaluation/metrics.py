@@ -6,7 +6,7 @@ returned with the numbers:
 ``mse``, ``mae``
     Mean squared / absolute difference over the mask voxels.
 ``nrmse``
-    Root mean squared error divided by a normalisation of the target over the mask voxels
+    Root mean squared error divided by a normalization of the target over the mask voxels
     (scikit-image's conventions): ``"euclidean"`` (default) ``sqrt(mean(target²))``, ``"mean"``
     ``mean(target)``, ``"min-max"`` ``max(target) − min(target)``.
 ``psnr``
@@ -47,7 +47,7 @@ from tausynth.errors import TausynthError, subject_prefix
 from tausynth.suvr import minmax_normalize
 
 __all__ = [
-    "NRMSE_NORMALISATIONS",
+    "NRMSE_NORMALIZATIONS",
     "SSIM_K1",
     "SSIM_K2",
     "SSIM_SIGMA",
@@ -66,8 +66,8 @@ SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
-NRMSE_NORMALISATIONS = ("euclidean", "mean", "min-max")
-"""Allowed values of ``nrmse_normalisation`` (scikit-image's ``normalized_root_mse`` names)."""
+NRMSE_NORMALIZATIONS = ("euclidean", "mean", "min-max")
+"""Allowed values of ``nrmse_normalization`` (scikit-image's ``normalized_root_mse`` names)."""
 
 DataRange = float | Literal["target"]
 
@@ -161,7 +161,7 @@ def _to_tensor(volume: np.ndarray) -> torch.Tensor:
 
 
 def _gaussian_1d(window: int, sigma: float) -> torch.Tensor:
-    # the same window as MONAI's SSIM: taps at -(w-1)/2 … (w-1)/2, normalised to sum 1
+    # the same window as MONAI's SSIM: taps at -(w-1)/2 … (w-1)/2, normalized to sum 1
     x = torch.arange(window, dtype=torch.float64) - (window - 1) / 2
     g = torch.exp(-0.5 * (x / sigma) ** 2)
     return g / g.sum()
@@ -244,7 +244,7 @@ def voxel_metrics(
     target: np.ndarray,
     mask: np.ndarray,
     data_range: DataRange = "target",
-    nrmse_normalisation: str = "euclidean",
+    nrmse_normalization: str = "euclidean",
     window: int = SSIM_WINDOW,
     sigma: float = SSIM_SIGMA,
     space: str = "suvr",
@@ -260,7 +260,7 @@ def voxel_metrics(
         Brain mask (boolean, or numeric thresholded at 0.5).
     data_range : "target" or float, default="target"
         ``R`` for SSIM and PSNR: ``max − min`` of the target inside the mask, or a fixed value.
-    nrmse_normalisation : {"euclidean", "mean", "min-max"}, default="euclidean"
+    nrmse_normalization : {"euclidean", "mean", "min-max"}, default="euclidean"
     window : int, default=11
         SSIM Gaussian window size (odd).
     sigma : float, default=1.5
@@ -282,9 +282,9 @@ def voxel_metrics(
     >>> m.psnr, m.mae, round(m.ssim, 6)
     (inf, 0.0, 1.0)
     """
-    if nrmse_normalisation not in NRMSE_NORMALISATIONS:
+    if nrmse_normalization not in NRMSE_NORMALIZATIONS:
         raise TausynthError(
-            f"nrmse_normalisation {nrmse_normalisation!r} not allowed; use one of {', '.join(NRMSE_NORMALISATIONS)}"
+            f"nrmse_normalization {nrmse_normalization!r} not allowed; use one of {', '.join(NRMSE_NORMALIZATIONS)}"
         )
     if window < 1 or window % 2 == 0:
         raise TausynthError(f"SSIM window must be a positive odd integer, got {window!r}")
@@ -298,7 +298,7 @@ def voxel_metrics(
         "euclidean": float(np.sqrt(np.mean(t * t))),
         "mean": float(np.mean(t)),
         "min-max": float(t.max() - t.min()),
-    }[nrmse_normalisation]
+    }[nrmse_normalization]
     nrmse = math.sqrt(mse) / denom if denom != 0 else float("nan")
     psnr = math.inf if mse == 0 else 10.0 * math.log10(rng * rng / mse)
     smap = ssim_map(np.where(m, pred, 0.0), np.where(m, tgt, 0.0), rng, window, sigma)

@@ -3,12 +3,12 @@
 A baseline, not a model. For every label of the label map it predicts the label's mean SUVR from
 measures a T1 gives without any PET:
 
-* the label's mean normalised T1 intensity (atrophy replaces grey matter by darker CSF),
+* the label's mean normalized T1 intensity (atrophy replaces grey matter by darker CSF),
 * the label's volume in ml,
 * the ventricles' volume in ml (lateral and inferior lateral ventricles, choroid plexus),
 * the subject's age, where the manifest gives one for every scan.
 
-One ridge regression per label is fitted on the training split (features standardised on it).
+One ridge regression per label is fitted on the training split (features standardized on it).
 The prediction is painted back into the subject's label map: inside each label, the mean training
 image is shifted so that its mean over the label equals the predicted SUVR; background and labels
 absent from some training subject keep the mean image. The result is scored exactly like a model
@@ -45,7 +45,7 @@ __all__ = ["REGIONAL_FEATURES", "RegionalFit", "fit_regional", "label_means", "p
 REGIONAL_FEATURES: tuple[str, ...] = ("t1_mean", "volume_ml", "ventricles_ml", "age")
 """The T1-derived measures of each label (``age`` only when every scan has one)."""
 RIDGE = 1.0
-"""Ridge penalty on standardised features: keeps ~70 training subjects × 4 features stable."""
+"""Ridge penalty on standardized features: keeps ~70 training subjects × 4 features stable."""
 
 
 def _as_int(labels: np.ndarray) -> np.ndarray:
@@ -78,7 +78,7 @@ def subject_features(
     Parameters
     ----------
     t1 : numpy.ndarray
-        The normalised T1 (as the models see it).
+        The normalized T1 (as the models see it).
     labels : numpy.ndarray
         Integer label map (FreeSurfer IDs) on the same grid.
     voxel_ml : float
@@ -111,14 +111,14 @@ def subject_features(
 
 @dataclass(frozen=True)
 class RegionalFit:
-    """One ridge regression per label, fitted on standardised features.
+    """One ridge regression per label, fitted on standardized features.
 
     Attributes
     ----------
     features : tuple of str
         Feature names, in column order.
     coefficients : dict of int to numpy.ndarray
-        Label ID to ``[intercept, w_1, …, w_f]`` on standardised features.
+        Label ID to ``[intercept, w_1, …, w_f]`` on standardized features.
     center, scale : dict of int to numpy.ndarray
         Label ID to the training mean and standard deviation of each feature.
     n_train : int

@@ -1,7 +1,7 @@
 """Result tables: mean ± SD over test subjects, paired Wilcoxon tests, seed spread.
 
 Input is a *metric table*: one row per (variant, seed, subject) with the variant columns (for
-example ``model``, ``perceptual``, ``normalisation``), ``seed``, ``subject_id`` and numeric metric
+example ``model``, ``perceptual``, ``normalization``), ``seed``, ``subject_id`` and numeric metric
 columns (``ssim``, ``psnr``, … or a regional absolute error).
 
 Conventions

@@ -154,7 +154,7 @@ def tracking_sentences(table: pd.DataFrame, region_label: str = "meta-temporal",
 
 
 def variant_tracking(
-    table: pd.DataFrame, runs: pd.DataFrame, by: Sequence[str] = ("model", "perceptual", "normalisation")
+    table: pd.DataFrame, runs: pd.DataFrame, by: Sequence[str] = ("model", "perceptual", "normalization")
 ) -> pd.DataFrame:
     """The seed spread of each variant's r, against the bar set by the regional-regression bound.
 
@@ -187,6 +187,6 @@ def variant_tracking(
                      "r_sd": r.std(ddof=1) if len(g) > 1 else math.nan, "r_min": r.min(), "r_max": r.max(),
                      "r_seeds": ", ".join(f"s{s}: {v:.2f}" for s, v in zip(g["seed"], r, strict=True)),
                      "tracks": int((g["verdict"] == "tracks").sum()), "bar": bar})
-        oracle = "normalisation" in g and bool((g["normalisation"] == "minmax").any())
+        oracle = "normalization" in g and bool((g["normalization"] == "minmax").any())
         rows[-1].update(meets_bar=bool(r.mean() >= bar) and not oracle, oracle=oracle)
     return pd.DataFrame(rows)

@@ -79,7 +79,7 @@ def resolve_weights(
     ----------
     weights : str or os.PathLike
         ``pretrained_name`` (the cached file must exist), ``"random"`` (keep the seeded random
-        initialisation), ``"auto"`` (pretrained if cached, else random with one warning) or a path
+        initialization), ``"auto"`` (pretrained if cached, else random with one warning) or a path
         to a state dict.
     pretrained_name : str
         Name of the pretrained option, e.g. ``"imagenet"``.

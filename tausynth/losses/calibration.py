@@ -1,6 +1,6 @@
 """Data-calibrated random features: layer-wise scaling to unit activation variance (LSUV-style).
 
-A default-initialised (Kaiming fan-out) VGG16 shrinks its activations layer after layer: on PET
+A default-initialized (Kaiming fan-out) VGG16 shrinks its activations layer after layer: on PET
 slices its relu4_3 features have an RMS of about 1e-3, so the perceptual term's feature MSE is
 ~1e-5 and vanishes next to MSE and SSIM. Rescaling each convolution, in network order, so that its
 output has unit variance on real data (Mishkin & Matas, "All you need is a good init", 2016,

@@ -10,7 +10,7 @@ computes), without its download:
 1. z-score each volume over all its voxels, as MedicalNet's training data were
    (``(x - mean) / std``);
 2. take the last stage's feature map (layer4, 512 channels, 1/32 of the input size per axis);
-3. unit-normalise the features across channels at every position;
+3. unit-normalize the features across channels at every position;
 4. sum the squared difference over channels, average over positions and the batch.
 """
 
@@ -72,7 +72,7 @@ def resnet10_medicalnet(weights: str | os.PathLike[str] = "auto", *, seed: int =
         ``"medicalnet"``: ``<torch.hub.get_dir()>/checkpoints/resnet_10_23dataset.pth`` (MedicalNet's
         release; a missing file is an error). A path: a MedicalNet checkpoint (``{"state_dict":
         {"module.conv1.weight": ...}}``) or a plain state dict. ``"random"``: MONAI's
-        initialisation under ``torch.manual_seed(seed)`` (the global RNG is left untouched).
+        initialization under ``torch.manual_seed(seed)`` (the global RNG is left untouched).
         ``"auto"``: MedicalNet if cached, else random with one warning per process.
     seed : int, default=0
 

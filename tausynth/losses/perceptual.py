@@ -95,13 +95,13 @@ def vgg16_relu4_3(weights: str | os.PathLike[str] = "auto", *, seed: int = 0) ->
     weights : {"auto", "imagenet", "random"} or path, default="auto"
         ``"imagenet"``: torchvision's ``IMAGENET1K_V1`` from the torch hub cache
         (``<torch.hub.get_dir()>/checkpoints/vgg16-397923af.pth``); a missing file is an error.
-        ``"random"``: torchvision's VGG initialisation (Kaiming normal, fan-out; zero biases) drawn
+        ``"random"``: torchvision's VGG initialization (Kaiming normal, fan-out; zero biases) drawn
         from a generator seeded with ``seed``, so every process gets the same network.
         A path: a state dict of a whole VGG16 (``features.N.*`` keys) or of ``features[:23]``.
         ``"auto"``: ImageNet if cached, else random with one
         :class:`PretrainedWeightsUnavailableWarning` per process.
     seed : int, default=0
-        Seed of the random initialisation.
+        Seed of the random initialization.
 
     Returns
     -------
@@ -136,7 +136,7 @@ def vgg16_relu4_3(weights: str | os.PathLike[str] = "auto", *, seed: int = 0) ->
 
 
 def unit_channels(f: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
-    """Each location's feature vector (dim 1) divided by its length (LPIPS's normalisation)."""
+    """Each location's feature vector (dim 1) divided by its length (LPIPS's normalization)."""
     return f / torch.sqrt((f * f).sum(dim=1, keepdim=True) + eps)
 
 
@@ -190,7 +190,7 @@ class SlicePerceptualLoss(nn.Module):
         ``"volume"`` the term compares intensities on one scale. ``per_sample_scaling`` does not apply.
     unit_features : bool, default=False
         Beyond the paper: divide each location's relu4_3 feature vector by its length before
-        comparing, and sum the squared difference over channels (LPIPS's normalisation, and that of
+        comparing, and sum the squared difference over channels (LPIPS's normalization, and that of
         the 3D term). The term then compares feature directions, not magnitudes; a balanced offline
         network carries its factor as ``loss_scale``.
     skip_empty_slices : bool, default=False

@@ -16,7 +16,7 @@ __all__ = ["SeparableSSIMLoss", "gaussian_window_1d"]
 
 
 def gaussian_window_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """The normalised 1D Gaussian of MONAI's SSIM (taps at ``(1 - size)/2 ... (size - 1)/2``)."""
+    """The normalized 1D Gaussian of MONAI's SSIM (taps at ``(1 - size)/2 ... (size - 1)/2``)."""
     dist = torch.arange(start=(1 - size) / 2, end=(1 + size) / 2, step=1, dtype=torch.float64)
     gauss = torch.exp(-((dist / sigma) ** 2) / 2)
     return gauss / gauss.sum()

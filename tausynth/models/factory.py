@@ -45,7 +45,7 @@ MONAI's issue tracker (#4757, #7324, #8284 fixed by #8285; PR #8212, #8248 / PR 
   MONAI 1.5 fixed the indices, so the same weights compute a different function: a SwinUNETR
   checkpoint trained with 1.3.2 loads without error but is **not** the same model at 1.5+.
 * ``patch_norm`` (LayerNorm after the patch embedding) is an argument since 1.5, default
-  ``False``: the behaviour of 1.3.2, which had no such argument (PR #8212 added it with default
+  ``False``: the behavior of 1.3.2, which had no such argument (PR #8212 added it with default
   ``True`` during the 1.5 development cycle; PR #8249 restored ``False`` before the release).
   1.5+ also adds ``patch_size``, ``window_size``, ``qkv_bias``, ``mlp_ratio``, ``norm_layer``,
   flash attention and Hyena options, all left at their defaults here.

@@ -25,6 +25,7 @@ from tausynth.evaluation.staging import confusion_matrix
 from tausynth.evaluation.tables import rank_subjects
 from tausynth.io import load_nifti
 from tausynth.plotting.scales import DIFF_CMAP, PET_CMAP, SUVR_DIFF, SUVR_RANGE
+from tausynth.plotting.slices import center_voxel, orthogonal_slices
 
 __all__ = [
     "DX_COLORS",
@@ -73,7 +74,7 @@ def _grid(n: int, ncols: int, size: float = 3.3) -> tuple[Figure, np.ndarray]:
 def plot_roi_scatter(
     frame: pd.DataFrame, regions: Sequence[str] | None = None, hue: str = "diagnosis", ncols: int = 3
 ) -> Figure:
-    """Real against synthetic SUVR per region, coloured by ``hue``, with the identity line.
+    """Real against synthetic SUVR per region, colored by ``hue``, with the identity line.
 
     Each panel is annotated with n, Pearson r, ICC(2,1) and MAE of all subjects.
     """
@@ -171,7 +172,7 @@ def plot_roi_by_stage(
     ncols: int = 3,
     ylim: tuple[float, float] | None = None,
 ) -> Figure:
-    """SUVR (``column``) of each region against a stage column, points coloured by ``hue``, stage means joined.
+    """SUVR (``column``) of each region against a stage column, points colored by ``hue``, stage means joined.
 
     ``ylim`` defaults to one range per region that covers both the ``real`` and the ``synthetic``
     column, so the real and synthetic figures share their axes and a flat prediction looks flat.
@@ -224,9 +225,9 @@ def plot_regions(
     labels: np.ndarray,
     regions: Mapping[str, Sequence[int]],
     background: np.ndarray | None = None,
-    cut: tuple[int, int, int] | None = None,
+    voxel: tuple[int, int, int] | None = None,
 ) -> Figure:
-    """Regions drawn on a template in three planes, one colour per region.
+    """Regions drawn on a template in three planes, one color per region.
 
     Where regions overlap (composites) the first one listed wins, so pass disjoint sets (e.g.
     Braak I … VI) for a readable map.
@@ -237,19 +238,16 @@ def plot_regions(
         index[(index == 0) & np.isin(lab, list(ids))] = k
     if not index.any():
         raise TausynthError("none of the regions has a voxel in the label map")
-    if cut is None:
-        cut = tuple(int(round(c)) for c in np.argwhere(index > 0).mean(axis=0))
-    i, j, kk = cut
-    views = [("sagittal", (slice(i, i + 1), slice(None), slice(None))),
-             ("coronal", (slice(None), slice(j, j + 1), slice(None))),
-             ("axial", (slice(None), slice(None), slice(kk, kk + 1)))]
+    voxel = voxel or center_voxel(index > 0)
     colors = ["none", *[f"C{k % 10}" for k in range(len(regions))]]
     cmap = ListedColormap(colors)
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.8), layout="constrained")
-    for ax, (name, sl) in zip(axes, views, strict=True):
-        if background is not None:
-            ax.imshow(np.squeeze(np.asarray(background)[sl]).T, origin="lower", cmap="gray")
-        ov = np.squeeze(index[sl]).T.astype(float)
+    shown = orthogonal_slices(index, voxel)
+    backdrop = orthogonal_slices(background, voxel) if background is not None else [(p, None) for p, _ in shown]
+    for ax, (name, ov), (_, bg) in zip(axes, shown, backdrop, strict=True):
+        if bg is not None:
+            ax.imshow(bg, origin="lower", cmap="gray")
+        ov = ov.astype(float)
         ax.imshow(np.ma.masked_where(ov == 0, ov), origin="lower", cmap=cmap, vmin=0, vmax=len(regions),
                   interpolation="nearest", alpha=0.85)
         ax.set_title(name)
@@ -271,8 +269,8 @@ def plot_subject_slices(
     ----------
     cases : sequence of mapping
         Each with ``real`` and ``synthetic`` (3D SUVR arrays), ``title`` (e.g. ``"best: sub-0003,
-        SSIM 0.93"``) and optionally ``mask`` and ``cut`` (voxel through which the planes pass;
-        default the centre of the mask).
+        SSIM 0.93"``) and optionally ``mask`` and ``voxel`` (array indices through which the planes
+        pass; default the center of the mask).
     """
     if not cases:
         raise TausynthError("no subjects to show")
@@ -282,17 +280,15 @@ def plot_subject_slices(
         real = np.asarray(case["real"], dtype=float)
         synth = np.asarray(case["synthetic"], dtype=float)
         mask = np.asarray(case.get("mask", real != 0), dtype=bool)
-        cut = case.get("cut") or tuple(int(round(c)) for c in np.argwhere(mask).mean(axis=0))
-        i, j, k = cut  # type: ignore[misc]
+        voxel = case.get("voxel") or center_voxel(mask)
         diff = np.where(mask, synth - real, 0.0)
         for c, (what, vol) in enumerate((("real", real), ("synthetic", synth), ("synthetic − real", diff))):
-            for v, (plane, sl) in enumerate((("axial", vol[:, :, k]), ("coronal", vol[:, j, :]),
-                                             ("sagittal", vol[i, :, :]))):
+            for v, (plane, sl) in enumerate(orthogonal_slices(vol, voxel, ("axial", "coronal", "sagittal"))):
                 ax = axes[r, 3 * c + v]
                 if what.startswith("synthetic −"):
-                    im_d = ax.imshow(sl.T, origin="lower", cmap=DIFF_CMAP, vmin=-diff_max, vmax=diff_max)
+                    im_d = ax.imshow(sl, origin="lower", cmap=DIFF_CMAP, vmin=-diff_max, vmax=diff_max)
                 else:
-                    im_s = ax.imshow(sl.T, origin="lower", cmap=PET_CMAP, vmin=vmin, vmax=vmax)
+                    im_s = ax.imshow(sl, origin="lower", cmap=PET_CMAP, vmin=vmin, vmax=vmax)
                 ax.axis("off")
                 if r == 0:
                     ax.set_title(f"{what}\n{plane}", fontsize=8)
@@ -397,7 +393,7 @@ _VERDICT_COLORS = {"tracks": "#2ca02c", "does not track": "#7f7f7f", "anti-corre
 
 
 def plot_tracking(tracking: pd.DataFrame, bound: str | None = "baseline-regional-regression") -> Figure:
-    """Does each run's synthetic tau track the real tau? Meta-temporal Pearson r per run, coloured by verdict.
+    """Does each run's synthetic tau track the real tau? Meta-temporal Pearson r per run, colored by verdict.
 
     Parameters
     ----------

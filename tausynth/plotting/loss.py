@@ -18,10 +18,11 @@ from matplotlib.patches import Patch
 from torch import nn
 
 from tausynth.losses.schedule import PLANES, cosine_lr, plane_phases
+from tausynth.plotting.slices import PLANE_AXIS, PLANE_COLORS, center_voxel, plane_slice
 
 __all__ = [
     "PLANE_COLORS",
-    "central_cut",
+    "center_voxel",
     "cost_table",
     "plane_slice",
     "plot_feature_maps",
@@ -31,27 +32,9 @@ __all__ = [
     "plot_schedule",
 ]
 
-PLANE_COLORS: dict[str, str] = {"axial": "#1f77b4", "coronal": "#ff7f0e", "sagittal": "#2ca02c"}
-_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}  # of an (X, Y, Z) array
-
-
-def central_cut(volume: np.ndarray) -> tuple[int, int, int]:
-    """Voxel indices of the centre of mass of ``|volume|`` (the array centre if it is empty)."""
-    v = np.abs(np.asarray(volume, dtype=np.float64))
-    if v.sum() == 0:
-        return tuple(s // 2 for s in v.shape)  # type: ignore[return-value]
-    grids = np.indices(v.shape)
-    return tuple(int(round(float((g * v).sum() / v.sum()))) for g in grids)  # type: ignore[return-value]
-
-
-def plane_slice(volume: np.ndarray, plane: str, index: int) -> np.ndarray:
-    """Slice ``index`` of ``plane`` from an (X, Y, Z) array, transposed for ``imshow(origin="lower")``."""
-    return np.take(np.asarray(volume), index, axis=_AXIS[plane]).T
-
-
 def plot_planes(
     volume: np.ndarray,
-    cut: tuple[int, int, int] | None = None,
+    voxel: tuple[int, int, int] | None = None,
     *,
     title: str | None = None,
     cmap: str = "gray",
@@ -59,27 +42,27 @@ def plot_planes(
     vmax: float | None = None,
     label: str | None = None,
 ) -> Figure:
-    """The axial, coronal and sagittal slices through ``cut``, with the tensor axis each one slices.
+    """The axial, coronal and sagittal slices through ``voxel``, with the tensor axis each one slices.
 
     Parameters
     ----------
     volume : numpy.ndarray
         (X, Y, Z) RAS array.
-    cut : tuple of int, optional
-        Voxel (i, j, k) the slices pass through; default :func:`central_cut`.
+    voxel : tuple of int, optional
+        Voxel (i, j, k) the slices pass through; default :func:`~tausynth.plotting.slices.center_voxel`.
     title, cmap, vmin, vmax, label
-        Figure title, colour map and limits, colour-bar label.
+        Figure title, color map and limits, color-bar label.
     """
     volume = np.asarray(volume)
-    cut = cut or central_cut(volume)
+    voxel = voxel or center_voxel(volume)
     vmin = float(np.min(volume)) if vmin is None else vmin
     vmax = float(np.max(volume)) if vmax is None else vmax
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.6), layout="constrained")
     dim = {"sagittal": 2, "coronal": 3, "axial": 4}
     for ax, plane in zip(axes, PLANES, strict=True):
-        idx = cut[_AXIS[plane]]
+        idx = voxel[PLANE_AXIS[plane]]
         im = ax.imshow(plane_slice(volume, plane, idx), origin="lower", cmap=cmap, vmin=vmin, vmax=vmax)
-        ax.set_title(f"{plane} (dim {dim[plane]}, slice {idx}/{volume.shape[_AXIS[plane]]})", fontsize=10)
+        ax.set_title(f"{plane} (dim {dim[plane]}, slice {idx}/{volume.shape[PLANE_AXIS[plane]]})", fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(im, ax=axes, shrink=0.8, label=label)
@@ -101,7 +84,7 @@ def _slice_features(features: nn.Module, image: np.ndarray) -> np.ndarray:
 def plot_feature_maps(
     volume: np.ndarray,
     features: nn.Module,
-    cut: tuple[int, int, int] | None = None,
+    voxel: tuple[int, int, int] | None = None,
     *,
     n_maps: int = 4,
     title: str | None = None,
@@ -112,11 +95,11 @@ def plot_feature_maps(
     shown are those with the largest mean activation on that slice.
     """
     volume = np.asarray(volume)
-    cut = cut or central_cut(volume)
+    voxel = voxel or center_voxel(volume)
     fig, axes = plt.subplots(3, n_maps + 1, figsize=(2.1 * (n_maps + 1), 6.6), layout="constrained", squeeze=False)
     for row, plane in enumerate(PLANES):
         # features of the image as stored (rows = first in-plane axis), shown transposed like the slice
-        raw = np.take(volume, cut[_AXIS[plane]], axis=_AXIS[plane])
+        raw = np.take(volume, voxel[PLANE_AXIS[plane]], axis=PLANE_AXIS[plane])
         fmap = _slice_features(features, raw)
         order = np.argsort(fmap.mean(axis=(1, 2)))[::-1][:n_maps]
         axes[row, 0].imshow(raw.T, origin="lower", cmap="gray")
@@ -143,7 +126,7 @@ def plot_images(
     title: str | None = None,
     colorbar: bool = True,
 ) -> Figure:
-    """A row (or grid) of 2D images with titles, sharing one colour scale.
+    """A row (or grid) of 2D images with titles, sharing one color scale.
 
     Images are drawn as given with ``origin="lower"`` (use :func:`plane_slice` to orient slices).
     """
@@ -183,11 +166,11 @@ def plot_gradients(loop_grad: np.ndarray, batched_grad: np.ndarray, plane: str, 
 
     Notes
     -----
-    The colour scale is clipped at the 99.5th percentile of ``|loop gradient|``: the min–max scaling
+    The color scale is clipped at the 99.5th percentile of ``|loop gradient|``: the min–max scaling
     concentrates a slice's gradient on its extreme voxels, which would otherwise wash out the rest.
     """
     if index is None:
-        index = loop_grad.shape[_AXIS[plane]] // 2
+        index = loop_grad.shape[PLANE_AXIS[plane]] // 2
     a, b = plane_slice(loop_grad, plane, index), plane_slice(batched_grad, plane, index)
     lim = float(np.percentile(np.abs(a), 99.5)) or float(np.max(np.abs(a))) or 1.0
     fig = plot_images(

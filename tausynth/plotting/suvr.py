@@ -13,15 +13,16 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from tausynth.harmonisation import Scan
+from tausynth.harmonization import Scan
 from tausynth.plotting.scales import PET_CMAP, SUVR_RANGE
+from tausynth.plotting.slices import orthogonal_slices
 from tausynth.suvr import ManufacturerStandardizer, minmax_normalize
 
 __all__ = [
     "MANUFACTURER_COLORS",
     "plot_manufacturer_errors",
-    "plot_normalisation_maps",
-    "plot_normalisation_scatter",
+    "plot_normalization_maps",
+    "plot_normalization_scatter",
     "plot_reference_region",
     "plot_roi_by_group",
     "plot_travelling",
@@ -41,17 +42,11 @@ def _color(manufacturer: str) -> str:
     return MANUFACTURER_COLORS.get(manufacturer, "0.4")
 
 
-def _views(volume: np.ndarray, cut: tuple[int, int, int]) -> list[tuple[str, np.ndarray]]:
-    """Sagittal, coronal, axial slices of a RAS array, oriented for ``imshow(origin="lower")``."""
-    i, j, k = cut
-    return [("sagittal", volume[i, :, :].T), ("coronal", volume[:, j, :].T), ("axial", volume[:, :, k].T)]
-
-
 def plot_reference_region(
     suvr_map: np.ndarray,
     refmask: np.ndarray,
     t1: np.ndarray | None = None,
-    cut: tuple[int, int, int] | None = None,
+    voxel: tuple[int, int, int] | None = None,
     vmax: float = SUVR_RANGE[1],
     title: str | None = None,
 ) -> Figure:
@@ -65,24 +60,24 @@ def plot_reference_region(
         Reference-region mask, drawn as a cyan contour.
     t1 : numpy.ndarray, optional
         Shown in grey in a first row when given.
-    cut : (int, int, int), optional
-        Voxel through which the planes pass; default the reference region's centroid, moved
+    voxel : (int, int, int), optional
+        Array indices through which the planes pass; default the reference region's centroid, moved
         sagittally to the centroid of its first-axis half (one cerebellar hemisphere).
     vmax : float, default=2.6
-        Upper end of the SUVR colour scale (lower end that of :data:`tausynth.plotting.scales.SUVR_RANGE`).
+        Upper end of the SUVR color scale (lower end that of :data:`tausynth.plotting.scales.SUVR_RANGE`).
     """
     ref = np.asarray(refmask) > 0.5
-    if cut is None:
+    if voxel is None:
         idx = np.argwhere(ref)
-        # the region is bilateral (the vermis is excluded): cut sagittally through one hemisphere
+        # the region is bilateral (the vermis is excluded): slice sagittally through one hemisphere
         half = idx[idx[:, 0] < ref.shape[0] / 2]
         x = half[:, 0].mean() if len(half) else idx[:, 0].mean()
-        cut = (int(round(x)), int(round(idx[:, 1].mean())), int(round(idx[:, 2].mean())))
+        voxel = (int(round(x)), int(round(idx[:, 1].mean())), int(round(idx[:, 2].mean())))
     rows = [("T1w", t1, "gray", None, None)] if t1 is not None else []
     rows.append(("SUVR", suvr_map, PET_CMAP, SUVR_RANGE[0], vmax))
     fig, axes = plt.subplots(len(rows), 3, figsize=(10, 3.4 * len(rows)), squeeze=False, layout="constrained")
     for r, (label, vol, cmap, lo, hi) in enumerate(rows):
-        for c, ((plane, img), (_, ref2d)) in enumerate(zip(_views(vol, cut), _views(ref, cut), strict=True)):
+        for c, ((plane, img), (_, ref2d)) in enumerate(zip(orthogonal_slices(vol, voxel), orthogonal_slices(ref, voxel), strict=True)):
             ax = axes[r, c]
             im = ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi, origin="lower", interpolation="nearest")
             if ref2d.any():
@@ -141,7 +136,7 @@ def plot_roi_by_group(
     groups: Sequence[str] = ("CN", "MCI", "AD"),
     ylabel: str = "meta-temporal SUVR",
 ) -> Figure:
-    """Box plots of ROI values by ``group`` (x) and manufacturer (colour), one panel per column."""
+    """Box plots of ROI values by ``group`` (x) and manufacturer (color), one panel per column."""
     titles = list(titles) if titles is not None else list(columns)
     mans = _manufacturers(list(table["manufacturer"]))
     groups = [g for g in groups if g in set(table[group])]
@@ -234,7 +229,7 @@ def plot_manufacturer_errors(
     return fig
 
 
-def plot_normalisation_scatter(table: pd.DataFrame) -> Figure:
+def plot_normalization_scatter(table: pd.DataFrame) -> Figure:
     """Ground-truth ROI SUVR against standardized SUVR, min–max value and the ORACLE min–max SUVR.
 
     ``table`` is :func:`tausynth.suvr.roi_table` output (with ground truth).
@@ -261,14 +256,14 @@ def plot_normalisation_scatter(table: pd.DataFrame) -> Figure:
     return fig
 
 
-def plot_normalisation_maps(
+def plot_normalization_maps(
     scans: Sequence[Scan], standardizer: ManufacturerStandardizer, slice_z: int | None = None
 ) -> Figure:
     """Axial slice of each scan as SUVR, standardized (z) and per-subject min–max.
 
     ``slice_z`` defaults to 35 % of the way up the brain mask (inferior temporal lobes).
 
-    One row per scan (e.g. a CN and an AD subject); each column shares one colour scale (0.5th to
+    One row per scan (e.g. a CN and an AD subject); each column shares one color scale (0.5th to
     99.5th percentile of the brain voxels shown; [0, 1] for min–max), so a reader sees that min–max
     stretches every subject to the same range. Voxels outside the brain mask are black.
     """
@@ -279,7 +274,7 @@ def plot_normalisation_maps(
         mm = minmax_normalize(s.pet, s.mask, subject=s.subject_id)
         spaces.append(tuple(np.where(s.mask, img, np.nan) for img in (s.pet, z, mm)))
     ranges = []
-    for c in range(3):  # one colour scale per column, from the 0.5th to the 99.5th percentile
+    for c in range(3):  # one color scale per column, from the 0.5th to the 99.5th percentile
         values = np.concatenate([sp[c][s.mask] for sp, s in zip(spaces, scans, strict=True)])
         ranges.append((float(np.percentile(values, 0.5)), float(np.percentile(values, 99.5))))
     ranges[2] = (0.0, 1.0)

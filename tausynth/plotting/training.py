@@ -14,9 +14,11 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from tausynth.plotting.scales import DIFF_CMAP, PET_CMAP, SUVR_DIFF, SUVR_RANGE
+from tausynth.plotting.slices import PLANE_COLORS, orthogonal_slices
+from tausynth.vocabulary import check_choice
 
 __all__ = [
-    "PLANE_COLOURS",
+    "PLANE_COLORS",
     "plot_losses",
     "plot_prediction_examples",
     "plot_prediction_grid",
@@ -26,9 +28,8 @@ __all__ = [
     "schedule_table",
 ]
 
-PLANE_COLOURS = {"axial": "#4c72b0", "coronal": "#dd8452", "sagittal": "#55a868"}
 _COMPONENTS = ("loss", "mse", "ssim_loss", "perceptual")
-PLANES_SHOWN = ("sagittal", "coronal", "axial")  # the order of _cuts
+PLANES_SHOWN = ("sagittal", "coronal", "axial")  # the rows of a prediction grid
 
 
 def schedule_table(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -69,19 +70,19 @@ def plot_schedule(metrics: pd.DataFrame, planned: Mapping[str, Sequence[int]] | 
     """
     fig, ax = plt.subplots(figsize=(9, 1.9 if planned is None else 2.3))
     for row in metrics.itertuples():
-        ax.barh(0, 1, left=row.epoch, color=PLANE_COLOURS[row.plane], edgecolor="white", linewidth=0.5)
+        ax.barh(0, 1, left=row.epoch, color=PLANE_COLORS[row.plane], edgecolor="white", linewidth=0.5)
         if getattr(row, "improved", False):
             ax.plot(row.epoch + 0.5, 0, marker="*", color="black", markersize=6)
     if planned is not None:
         for plane, starts in planned.items():
-            ax.plot([s + 0.02 for s in starts], [0.6] * len(starts), "v", color=PLANE_COLOURS[plane], markersize=7)
+            ax.plot([s + 0.02 for s in starts], [0.6] * len(starts), "v", color=PLANE_COLORS[plane], markersize=7)
     end = max_epochs or (int(metrics["epoch"].max()) + 1 if len(metrics) else 1)
     ax.set_xlim(0, end)
     ax.set_ylim(-0.6, 0.9)
     ax.set_yticks([])
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    handles = [Patch(color=c, label=p) for p, c in PLANE_COLOURS.items()]
+    handles = [Patch(color=c, label=p) for p, c in PLANE_COLORS.items()]
     handles.append(plt.Line2D([], [], marker="*", color="black", linestyle="", label="best since switch"))
     if planned is not None:
         handles.append(plt.Line2D([], [], marker="v", color="grey", linestyle="", label="planned switch"))
@@ -141,9 +142,9 @@ def plot_shares(metrics: pd.DataFrame) -> Figure:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.0))
     _shade(left, metrics)
     bottom = np.zeros(len(metrics))
-    for col, (label, colour) in SHARE_TERMS.items():
+    for col, (label, color) in SHARE_TERMS.items():
         values = 100 * metrics[f"train_{col}"].fillna(0).to_numpy()
-        left.bar(x, values, bottom=bottom, color=colour, label=label, width=0.8)
+        left.bar(x, values, bottom=bottom, color=color, label=label, width=0.8)
         bottom = bottom + values
     left.set_ylim(0, 100)
     left.set_ylabel("share of the training loss (%)")
@@ -173,19 +174,18 @@ def plot_shares(metrics: pd.DataFrame) -> Figure:
 
 def _shade(ax: Any, metrics: pd.DataFrame) -> None:
     for row in metrics.itertuples():
-        ax.axvspan(row.epoch + 0.5, row.epoch + 1.5, color=PLANE_COLOURS[row.plane], alpha=0.12, linewidth=0)
+        ax.axvspan(row.epoch + 0.5, row.epoch + 1.5, color=PLANE_COLORS[row.plane], alpha=0.12, linewidth=0)
 
 
-def _cuts(volume: np.ndarray) -> list[np.ndarray]:
-    """Sagittal, coronal and axial middle slices of an (X, Y, Z) RAS volume, oriented for display."""
-    x, y, z = (s // 2 for s in volume.shape)
-    return [np.rot90(volume[x, :, :]), np.rot90(volume[:, y, :]), np.rot90(volume[:, :, z])]
+def _middle_slice(volume: np.ndarray, plane: str) -> np.ndarray:
+    """The middle slice of ``plane``: the same voxel for every volume on one grid."""
+    return orthogonal_slices(volume, planes=(plane,))[0][1]
 
 
 def _prediction_columns(
     t1: np.ndarray, pet: np.ndarray, pred: np.ndarray, space: str, pet_range: tuple[float, float] | None
 ) -> list[tuple[str, np.ndarray, str, tuple[float, float] | None]]:
-    """The four columns of a prediction figure: (title, volume, colour map, display range)."""
+    """The four columns of a prediction figure: (title, volume, color map, display range)."""
     suvr = space == "SUVR"
     lo, hi = pet_range or (SUVR_RANGE if suvr else (float(np.percentile(pet, 1)), float(np.percentile(pet, 99.5))))
     diff = pred - pet
@@ -199,12 +199,12 @@ def _prediction_columns(
 
 
 def _prediction_panels(fig: Figure, axes: np.ndarray, rows: list[tuple[str, list[Any]]], space: str) -> None:
-    """Fill a rows × 4 grid of axes; ``rows`` is (row label, the four columns at that row's cut)."""
+    """Fill a rows × 4 grid of axes; ``rows`` is (row label, the four columns' slices in that row)."""
     for i, (label, columns) in enumerate(rows):
-        for j, (name, cut, cmap, vrange) in enumerate(columns):
+        for j, (name, image, cmap, vrange) in enumerate(columns):
             ax = axes[i, j]
             kw = {} if vrange is None else {"vmin": vrange[0], "vmax": vrange[1]}
-            im = ax.imshow(cut, cmap=cmap, **kw)
+            im = ax.imshow(image, cmap=cmap, origin="lower", **kw)
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
@@ -233,15 +233,15 @@ def plot_prediction_grid(
         (X, Y, Z) RAS volumes on the same grid.
     title : str
     space : str
-        Intensity space of ``pet`` and ``pred`` (for the colour bar labels).
+        Intensity space of ``pet`` and ``pred`` (for the color bar labels).
     pet_range : (float, float), optional
         Display range of the PETs; default the book's fixed SUVR scale
         (:data:`tausynth.plotting.scales.SUVR_RANGE`, the same for every subject and run), and for
         another space the 1st–99.5th percentile of the real PET.
     """
     columns = _prediction_columns(t1, pet, pred, space, pet_range)
-    rows = [(plane, [(name, _cuts(vol)[k], cmap, vrange) for name, vol, cmap, vrange in columns])
-            for k, plane in enumerate(PLANES_SHOWN)]
+    rows = [(plane, [(name, _middle_slice(vol, plane), cmap, vrange) for name, vol, cmap, vrange in columns])
+            for plane in PLANES_SHOWN]
     fig, axes = plt.subplots(3, 4, figsize=(10, 7.2))
     _prediction_panels(fig, axes, rows, space)
     if title:
@@ -264,11 +264,9 @@ def plot_prediction_examples(
     pet_range : (float, float), optional
         As in :func:`plot_prediction_grid`; with the default, every row shares one scale.
     """
-    if plane not in PLANES_SHOWN:
-        raise ValueError(f"plane must be one of {', '.join(PLANES_SHOWN)}, got {plane!r}")
+    check_choice("plane", plane, PLANES_SHOWN)
     if not examples:
         raise ValueError("no examples to plot")
-    k = PLANES_SHOWN.index(plane)
     space = str(examples[0]["space"])
     first = _prediction_columns(examples[0]["t1"], examples[0]["pet"], examples[0]["pred"], space, pet_range)
     ranges = pet_range or first[1][3]  # one PET scale for every row, so the rows can be compared
@@ -277,7 +275,7 @@ def plot_prediction_examples(
         columns = _prediction_columns(ex["t1"], ex["pet"], ex["pred"], space, ranges)
         columns[3] = (*columns[3][:3], first[3][3])  # and one difference scale
         label = f"{ex['subject_id']}\n{ex.get('manufacturer', '')}".strip()
-        rows.append((label, [(name, _cuts(vol)[k], cmap, vrange) for name, vol, cmap, vrange in columns]))
+        rows.append((label, [(name, _middle_slice(vol, plane), cmap, vrange) for name, vol, cmap, vrange in columns]))
     fig, axes = plt.subplots(len(rows), 4, figsize=(9, 2.3 * len(rows) + 1.2), squeeze=False)
     _prediction_panels(fig, axes, rows, space)
     fig.suptitle(title or f"{plane} middle slice")
@@ -326,7 +324,7 @@ def provenance_table(provenance: Mapping[str, Any]) -> pd.DataFrame:
         ("wall time (s)", round(float(provenance.get("wall_seconds", 0.0)), 1)),
         ("time limit (min)", provenance.get("time_limit_minutes")),
         ("model", f"{model.get('name')} ({model.get('kind')}, {model.get('parameters')} parameters, divisor {model.get('divisor')})"),
-        ("loss / normalisation", f"{provenance.get('loss')} / {provenance.get('normalisation')}"),
+        ("loss / normalization", f"{provenance.get('loss')} / {provenance.get('normalization')}"),
         ("perceptual weights", provenance.get("perceptual_weights")),
         ("perceptual features", _features_line(provenance.get("perceptual_features") or {})),
         ("seed", provenance.get("seed")),

@@ -8,7 +8,7 @@ the run folder and provenance, and :mod:`tausynth.training.distributed` for ``to
 
 from tausynth.training.checkpoint import load_checkpoint, save_checkpoint
 from tausynth.training.engine import Engine, build_loss
-from tausynth.training.inputs import PetNormaliser, derive_seed
+from tausynth.training.inputs import PetNormalizer, derive_seed
 from tausynth.training.predict import load_trained_model, predict_run, prediction_examples
 from tausynth.training.run import (
     RunPaths,
@@ -33,7 +33,7 @@ __all__ = [
     "Engine",
     "EpochDecision",
     "PaperSchedule",
-    "PetNormaliser",
+    "PetNormalizer",
     "RunPaths",
     "TrainResult",
     "TrainingInterrupted",

@@ -14,7 +14,7 @@ with ``weights_only=True``, which never unpickles arbitrary objects):
     since the last switch, patience counter, steps.
 ``rng``
     Python, NumPy, torch CPU (and CUDA) generator states.
-``normalisation``, ``standardizer``
+``normalization``, ``standardizer``
     ``"standardize"`` with the fitted statistics (``ManufacturerStandardizer.to_dict()``) or
     ``"minmax"`` with ``None``.
 ``config``
@@ -49,7 +49,7 @@ __all__ = [
 
 CHECKPOINT_FORMAT = "tausynth-checkpoint"
 CHECKPOINT_VERSION = 1
-_REQUIRED = ("model_name", "kind", "model", "state", "config", "normalisation")
+_REQUIRED = ("model_name", "kind", "model", "state", "config", "normalization")
 
 
 def capture_rng() -> dict[str, Any]:

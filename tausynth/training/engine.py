@@ -1,4 +1,4 @@
-"""One optimisation step and one validation step, for the supervised nets and for the two GANs.
+"""One optimization step and one validation step, for the supervised nets and for the two GANs.
 
 Objectives (``L_paper`` is :class:`~tausynth.losses.CombinedLoss`, α·MSE + β·(1 − SSIM) +
 γ·perceptual at the schedule's current plane, on the synthetic PET against the real PET):

@@ -10,13 +10,13 @@ terms. Nothing is ever downloaded:
     split (:func:`~tausynth.losses.calibration.calibrate_unit_variance`): features of order one.
     With ``loss.perceptual_balance = r`` one more factor sets the term's size against the rest of
     the loss for the "average brain": on training subjects, ``γ·L_perc(mean image, x)`` equals
-    ``r·[α·MSE + β·(1 − SSIM)](mean image, x)`` in the run's normalised space (:func:`balance_factor`).
+    ``r·[α·MSE + β·(1 − SSIM)](mean image, x)`` in the run's normalized space (:func:`balance_factor`).
 ``"indomain"`` (2D only)
     VGG16 pretrained on the training split's slices (:mod:`tausynth.losses.indomain`), then
     calibrated and balanced the same way; cached under ``<root>/data/<profile>/features`` keyed by the slices' content and
     the pretraining settings, and shared by every run that trains on the same split.
 ``"random"``
-    The seeded default initialisation as it is: tiny relu4_3 features, a perceptual term of ~1e-5
+    The seeded default initialization as it is: tiny relu4_3 features, a perceptual term of ~1e-5
     (kept to show that collapse).
 ``"auto"``
     The published weights when cached, else :data:`OFFLINE_DEFAULT` with one visible warning.
@@ -52,7 +52,7 @@ from tausynth.losses.medicalnet import medicalnet_cache_path, resnet10_medicalne
 from tausynth.losses.perceptual import vgg16_cache_path, vgg16_relu4_3
 from tausynth.losses.slices import plane_slices
 from tausynth.training.engine import build_loss
-from tausynth.training.inputs import PetNormaliser
+from tausynth.training.inputs import PetNormalizer
 
 __all__ = ["OFFLINE_DEFAULT", "FeatureSource", "build_perceptual_features", "state_sha256"]
 
@@ -216,7 +216,7 @@ def balance_factor(cfg: Config, features: nn.Module, volumes: list[torch.Tensor]
     ``cfg.loss.perceptual_balance``, summed over training ``volumes``, ``M`` their mean.
 
     So for the "average brain" the perceptual term is ``r`` times the rest of the paper's loss (a
-    share of ``r / (1 + r)``), whatever the intensity space. ``volumes`` are normalised training
+    share of ``r / (1 + r)``), whatever the intensity space. ``volumes`` are normalized training
     PETs on one grid; ``L_perc`` is the 2.5D term (the mean of the three planes' Algorithm 1) for
     the 2D network, the MedicalNet term for the ``"3d"`` mode; SSIM is the run's own.
     """
@@ -239,14 +239,14 @@ def balance_factor(cfg: Config, features: nn.Module, volumes: list[torch.Tensor]
 
 
 def _carries_scale(cfg: Config) -> bool:
-    """Whether the term's features are unit-normalised (MedicalNet's; VGG16's with ``loss.unit_features``),
+    """Whether the term's features are unit-normalized (MedicalNet's; VGG16's with ``loss.unit_features``),
     so that only a factor on the loss (``loss_scale``), not on the weights, changes its size."""
     return cfg.loss.perceptual == "3d" or cfg.loss.unit_features
 
 
 def _apply_balance(net: nn.Module, unit: bool, factor: float) -> None:
     """Scale the term by ``factor``: the last convolution by its square root for VGG16 (ReLU commutes
-    with a positive factor, the feature MSE scales with its square); unit-normalised features cancel
+    with a positive factor, the feature MSE scales with its square); unit-normalized features cancel
     that, so their loss carries the factor (``loss_scale``)."""
     if unit:
         net.loss_scale = float(factor)
@@ -260,7 +260,7 @@ def _apply_balance(net: nn.Module, unit: bool, factor: float) -> None:
 def build_perceptual_features(
     cfg: Config,
     frame: pd.DataFrame,
-    normaliser: PetNormaliser | None = None,
+    normalizer: PetNormalizer | None = None,
     *,
     root: str | os.PathLike[str] = ".",
     log: Callable[[str], None] = print,
@@ -273,9 +273,9 @@ def build_perceptual_features(
         ``loss.perceptual`` and ``loss.weights`` choose the network.
     frame : pandas.DataFrame
         The run's manifest (its ``train`` split calibrates or pretrains the network).
-    normaliser : PetNormaliser, optional
-        The run's PET normalisation (the balance is computed in its space); default: fitted on
-        ``frame`` as ``cfg.normalisation``.
+    normalizer : PetNormalizer, optional
+        The run's PET normalization (the balance is computed in its space); default: fitted on
+        ``frame`` as ``cfg.normalization``.
     root : path, default="."
         The in-domain cache is ``<root>/data/<profile>/features``.
     log : callable, default=print
@@ -294,8 +294,8 @@ def build_perceptual_features(
     check_weights_for_mode(mode, weights)  # also checked when the config loads; a caller may build one by hand
     used = _resolve_auto(mode) if weights == "auto" else weights
     if used in ("calibrated", "indomain"):
-        normaliser = normaliser or PetNormaliser.fit(cfg.normalisation, frame)
-        source = _cached_offline(cfg, frame, normaliser, used, Path(root) / "data" / cfg.profile / "features", log)
+        normalizer = normalizer or PetNormalizer.fit(cfg.normalization, frame)
+        source = _cached_offline(cfg, frame, normalizer, used, Path(root) / "data" / cfg.profile / "features", log)
     else:
         net = _network(mode, used)
         source = FeatureSource(net, {"source": net.weights_source})
@@ -314,34 +314,34 @@ def _source_digest() -> str:
     return h.hexdigest()[:16]
 
 
-def _offline_key(cfg: Config, frame: pd.DataFrame, normaliser: PetNormaliser, used: str) -> str:
-    """What an offline network depends on: the training PETs (path, size, mtime), the normalisation,
+def _offline_key(cfg: Config, frame: pd.DataFrame, normalizer: PetNormalizer, used: str) -> str:
+    """What an offline network depends on: the training PETs (path, size, mtime), the normalization,
     the loss settings that shape it, and the code version."""
     stamps = []
     for path in split_frame(frame, "train")["pet"]:
         st = os.stat(path)
         stamps.append([str(path), st.st_size, st.st_mtime_ns])
     lc = cfg.loss
-    parts = [OFFLINE_FORMAT, __version__, _source_digest(), used, perceptual_kind(lc.perceptual), stamps, normaliser.kind, normaliser.to_dict(),
+    parts = [OFFLINE_FORMAT, __version__, _source_digest(), used, perceptual_kind(lc.perceptual), stamps, normalizer.kind, normalizer.to_dict(),
              lc.alpha, lc.beta, lc.gamma, lc.ssim_range, lc.ssim_data_range, lc.perceptual_balance,
              lc.indomain_objective, lc.indomain_steps, lc.slice_scaling, lc.unit_features]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _cached_offline(
-    cfg: Config, frame: pd.DataFrame, normaliser: PetNormaliser, used: str, cache_dir: Path, log: Callable[[str], None]
+    cfg: Config, frame: pd.DataFrame, normalizer: PetNormalizer, used: str, cache_dir: Path, log: Callable[[str], None]
 ) -> FeatureSource:
     """A calibrated (and balanced) offline network, made once per training data and settings and shared
     by every run (and the loss chapter) through ``cache_dir``."""
     mode = cfg.loss.perceptual
-    key = _offline_key(cfg, frame, normaliser, used)
+    key = _offline_key(cfg, frame, normalizer, used)
     path = cache_dir / f"{perceptual_kind(mode)}-{used}-{key}.pt"
     with file_lock(cache_dir / ".lock"):  # two runs never make the same network at once
         if path.is_file():
             net, record = _load_network(path, mode)
             record = {**record, "cached": True}
         else:
-            source = _make_offline(cfg, frame, normaliser, used, cache_dir, log)
+            source = _make_offline(cfg, frame, normalizer, used, cache_dir, log)
             net, record = source.features, {**source.record, "cache_file": path.name}
             _save_network(path, net, record)
             record = {**record, "cached": False}
@@ -353,10 +353,10 @@ def _cached_offline(
 
 
 def _make_offline(
-    cfg: Config, frame: pd.DataFrame, normaliser: PetNormaliser, used: str, cache_dir: Path, log: Callable[[str], None]
+    cfg: Config, frame: pd.DataFrame, normalizer: PetNormalizer, used: str, cache_dir: Path, log: Callable[[str], None]
 ) -> FeatureSource:
     mode = cfg.loss.perceptual
-    volumes, _ = _training_volumes(frame, labels=False, transform=normaliser.transform, limit=OFFLINE_SUBJECTS)
+    volumes, _ = _training_volumes(frame, labels=False, transform=normalizer.transform, limit=OFFLINE_SUBJECTS)
     if used == "calibrated" and mode == "3d":
         source = _calibrated_3d(volumes)
     elif used == "calibrated":

@@ -1,4 +1,4 @@
-"""The data side of a run: which manifest, the PET normalisation fitted on ``train``, the loaders.
+"""The data side of a run: which manifest, the PET normalization fitted on ``train``, the loaders.
 
 Every random choice of an epoch is a function of ``(seed, epoch, rank)``: the shuffle (a
 ``DistributedSampler`` with ``set_epoch``, also with one process), the MONAI augmentation state
@@ -31,7 +31,7 @@ from tausynth.suvr import (
 )
 from tausynth.training.distributed import DistContext
 
-__all__ = ["PetNormaliser", "derive_seed", "epoch_loader", "resolve_manifest", "seed_everything"]
+__all__ = ["PetNormalizer", "derive_seed", "epoch_loader", "resolve_manifest", "seed_everything"]
 
 
 def derive_seed(seed: int, *keys: int) -> int:
@@ -71,8 +71,8 @@ def resolve_manifest(
     return path.resolve()
 
 
-class PetNormaliser:
-    """The PET intensity normalisation of a run: by-manufacturer standardization or min–max.
+class PetNormalizer:
+    """The PET intensity normalization of a run: by-manufacturer standardization or min–max.
 
     Parameters
     ----------
@@ -83,14 +83,14 @@ class PetNormaliser:
 
     def __init__(self, kind: str, standardizer: ManufacturerStandardizer | None = None) -> None:
         if kind not in ("standardize", "minmax"):
-            raise TausynthError(f"unknown normalisation {kind!r} (allowed: standardize, minmax)")
+            raise TausynthError(f"unknown normalization {kind!r} (allowed: standardize, minmax)")
         if kind == "standardize" and standardizer is None:
-            raise TausynthError("normalisation 'standardize' needs fitted statistics")
+            raise TausynthError("normalization 'standardize' needs fitted statistics")
         self.kind = kind
         self.standardizer = standardizer
 
     @classmethod
-    def fit(cls, kind: str, manifest: pd.DataFrame) -> PetNormaliser:
+    def fit(cls, kind: str, manifest: pd.DataFrame) -> PetNormalizer:
         """Fit on the ``train`` split of ``manifest`` (min–max has nothing to fit)."""
         if kind == "standardize":
             return cls(kind, fit_from_manifest(manifest, split="train"))
@@ -108,8 +108,8 @@ class PetNormaliser:
         return None if self.standardizer is None else self.standardizer.to_dict()
 
     @classmethod
-    def from_checkpoint(cls, kind: str, stats: dict[str, Any] | None) -> PetNormaliser:
-        """Rebuild from a checkpoint's ``normalisation`` and ``standardizer`` fields."""
+    def from_checkpoint(cls, kind: str, stats: dict[str, Any] | None) -> PetNormalizer:
+        """Rebuild from a checkpoint's ``normalization`` and ``standardizer`` fields."""
         return cls(kind, None if stats is None else ManufacturerStandardizer.from_dict(stats))
 
     def to_suvr(self, pred: np.ndarray, manufacturer: str, true_pet: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -133,7 +133,7 @@ class PetNormaliser:
 
 
 def build_datasets(
-    cfg: Config, frame: pd.DataFrame, normaliser: PetNormaliser, divisor: int, cache_dir: PathLike | None
+    cfg: Config, frame: pd.DataFrame, normalizer: PetNormalizer, divisor: int, cache_dir: PathLike | None
 ) -> tuple[Any, Any, tuple[int, int, int]]:
     """The training (augmented if ``data.augment``) and validation datasets of a run, and its grid.
 
@@ -147,7 +147,7 @@ def build_datasets(
     common = {
         "cache": cfg.data.cache,
         "cache_dir": cache_dir,
-        "pet_transform": normaliser.transform,
+        "pet_transform": normalizer.transform,
         "spatial_divisor": int(divisor),
         "grid": grid,
     }

@@ -1,7 +1,7 @@
 """Predictions of a trained run: synthetic PET as float32 NIfTI in SUVR, on the subject's grid.
 
 ``predict_run`` loads ``checkpoints/final_model.pt`` (the last epoch, which the official code tests),
-predicts every scan of a split, crops the model-valid padding away and inverts the normalisation:
+predicts every scan of a split, crops the model-valid padding away and inverts the normalization:
 
 * by-manufacturer standardization: ``<id>_suvr.nii.gz``, the inverse with the subject's
   manufacturer statistics stored in the checkpoint;
@@ -28,7 +28,7 @@ from tausynth.errors import TausynthError
 from tausynth.io import PathLike, atomic_write_text, file_sha256, save_nifti
 from tausynth.models import build, predict_pet
 from tausynth.training.checkpoint import load_checkpoint, load_model_state
-from tausynth.training.inputs import PetNormaliser
+from tausynth.training.inputs import PetNormalizer
 from tausynth.training.run import RunPaths, read_provenance, read_run_config
 
 __all__ = ["load_trained_model", "predict_run", "prediction_examples"]
@@ -48,8 +48,8 @@ def _check_device(device: str | torch.device) -> None:
 
 def load_trained_model(
     run_dir: PathLike, checkpoint: PathLike | None = None, device: str | torch.device = "cpu"
-) -> tuple[torch.nn.Module, PetNormaliser, dict[str, Any]]:
-    """The model of a run (eval mode), its PET normaliser and the checkpoint dict.
+) -> tuple[torch.nn.Module, PetNormalizer, dict[str, Any]]:
+    """The model of a run (eval mode), its PET normalizer and the checkpoint dict.
 
     Raises
     ------
@@ -64,9 +64,9 @@ def load_trained_model(
     model = build(cfg.model.name, cfg)
     load_model_state(model, ckpt["model"], path)
     model.to(device).eval()
-    normaliser = PetNormaliser.from_checkpoint(ckpt["normalisation"], ckpt["standardizer"])
+    normalizer = PetNormalizer.from_checkpoint(ckpt["normalization"], ckpt["standardizer"])
     ckpt["path"] = str(path)
-    return model, normaliser, ckpt
+    return model, normalizer, ckpt
 
 
 def _manifest_of(run_dir: Path, manifest: PathLike | None) -> Path:
@@ -124,7 +124,7 @@ def predict_run(
         ``t1_sha256`` and ``pet_sha256`` (the inputs' bytes). Also written as ``predictions.csv`` in ``out``.
     """
     run_dir = Path(run_dir)
-    model, normaliser, ckpt = load_trained_model(run_dir, checkpoint, device)
+    model, normalizer, ckpt = load_trained_model(run_dir, checkpoint, device)
     out_dir = Path(out) if out is not None else RunPaths(run_dir).predictions / split
     validate_manifest(_manifest_of(run_dir, manifest), columns=TRAINING_COLUMNS, splits=(split,))
     dataset = _samples(run_dir, manifest, split, model.divisor, ckpt.get("grid"))
@@ -141,7 +141,7 @@ def predict_run(
         pred_np = crop_to_original(pred.float().cpu(), shape)[0].numpy()
         true_pet = sample["pet"][0].numpy()
         affine = sample["affine"].numpy()
-        outputs = normaliser.to_suvr(pred_np, sample["manufacturer"], true_pet=true_pet)
+        outputs = normalizer.to_suvr(pred_np, sample["manufacturer"], true_pet=true_pet)
         for kind, volume in outputs.items():
             path = out_dir / f"{_stem(sample)}_{_SUFFIX[kind]}.nii.gz"
             save_nifti(path, volume, affine)
@@ -178,7 +178,7 @@ def prediction_examples(
     Both PETs are in SUVR for standardization runs; in min–max space for min–max runs (``space``
     says which), so no oracle is involved in the comparison.
     """
-    model, normaliser, ckpt = load_trained_model(run_dir)
+    model, normalizer, ckpt = load_trained_model(run_dir)
     dataset = _samples(Path(run_dir), manifest, split, model.divisor, ckpt.get("grid"))
     out = []
     for i in range(min(n, len(dataset))):
@@ -187,10 +187,10 @@ def prediction_examples(
         pred = crop_to_original(predict_pet(model, s["t1"][None])[0].float(), shape)[0].numpy()
         t1 = crop_to_original(s["t1"], shape)[0].numpy()
         pet = crop_to_original(s["pet"], shape)[0].numpy()
-        if normaliser.kind == "standardize":
-            pred, space = normaliser.to_suvr(pred, s["manufacturer"])["suvr"], "SUVR"
+        if normalizer.kind == "standardize":
+            pred, space = normalizer.to_suvr(pred, s["manufacturer"])["suvr"], "SUVR"
         else:
-            pet, space = normaliser.transform(pet, s["manufacturer"]), "min-max"
+            pet, space = normalizer.transform(pet, s["manufacturer"]), "min-max"
         out.append(
             {
                 "subject_id": s["subject_id"],

@@ -96,8 +96,8 @@ class RunPaths:
 
 
 def default_run_name(cfg: Config) -> str:
-    """``<model>-<loss>-<normalisation>-s<seed>``, e.g. ``unet-cyclic-standardize-s42``."""
-    return f"{cfg.model.name}-{cfg.loss.perceptual}-{cfg.normalisation}-s{cfg.training.seed}"
+    """``<model>-<loss>-<normalization>-s<seed>``, e.g. ``unet-cyclic-standardize-s42``."""
+    return f"{cfg.model.name}-{cfg.loss.perceptual}-{cfg.normalization}-s{cfg.training.seed}"
 
 
 def run_dir_for(cfg: Config, runs_root: PathLike = "runs", run_name: str | None = None) -> Path:

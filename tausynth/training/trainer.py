@@ -43,7 +43,7 @@ from tausynth.training.distributed import (
 from tausynth.training.engine import Engine, build_loss
 from tausynth.training.features import build_perceptual_features
 from tausynth.training.inputs import (
-    PetNormaliser,
+    PetNormalizer,
     build_datasets,
     derive_seed,
     epoch_loader,
@@ -163,7 +163,7 @@ def train(
     cfg : Config
         The resolved configuration (``model.name`` picks the model, ``loss.perceptual`` the loss).
     run_dir : path, optional
-        Default ``<runs_root>/<profile>/<model>-<loss>-<normalisation>-s<seed>``.
+        Default ``<runs_root>/<profile>/<model>-<loss>-<normalization>-s<seed>``.
     runs_root : path, default="runs"
     manifest : path, optional
         Data manifest; default ``data.manifest``, else the profile's synthetic cohort under ``root``.
@@ -275,7 +275,7 @@ class _Session:
     paths: RunPaths
     log: Callable[[str], None]
     started: float
-    normaliser: PetNormaliser
+    normalizer: PetNormalizer
     model: torch.nn.Module
     loss_fn: torch.nn.Module
     engine: Engine
@@ -292,11 +292,11 @@ class _Session:
     step_in_epoch: int = 0  # the batch a Ctrl-C interrupts, recorded in interrupted.pt
 
     def save(self, target: Path, complete: bool = True, step_in_epoch: int = 0) -> None:
-        """A checkpoint with everything an exact resume needs (weights, optimisers, schedule, RNG, statistics)."""
+        """A checkpoint with everything an exact resume needs (weights, optimizers, schedule, RNG, statistics)."""
         save_checkpoint(target, {
             "model_name": self.cfg.model.name, "kind": self.engine.kind, "model": self.model.state_dict(),
             **self.engine.state_dict(), "state": self.state.to_dict(), "rng": capture_rng(),
-            "normalisation": self.normaliser.kind, "standardizer": self.normaliser.to_dict(), "grid": list(self.grid),
+            "normalization": self.normalizer.kind, "standardizer": self.normalizer.to_dict(), "grid": list(self.grid),
             "config": dump_config(self.cfg), "complete": complete, "step_in_epoch": step_in_epoch,
         })
 
@@ -351,30 +351,30 @@ def _set_up(
     manifest_path: Any, checkpoint: dict[str, Any] | None, runs_root: PathLike, root: PathLike,
     log: Callable[[str], None], extend_time_limited: bool, started: float,
 ) -> tuple[_Session, dict[str, Any], float | None]:
-    """Data, statistics, model, loss and optimisers, new or restored from the checkpoint of a resumed run.
+    """Data, statistics, model, loss and optimizers, new or restored from the checkpoint of a resumed run.
 
     Returns the session, the perceptual network's provenance record and the output bias set now
-    (``None`` unless a new run initialises it).
+    (``None`` unless a new run initializes it).
     """
     t = cfg.training
     frame = load_manifest(manifest_path)
     if mode == "resume" and checkpoint is None:
         checkpoint = load_checkpoint(paths.final, model_name=cfg.model.name)
     if checkpoint is not None:
-        normaliser = PetNormaliser.from_checkpoint(checkpoint["normalisation"], checkpoint["standardizer"])
-        if normaliser.kind != cfg.normalisation:
-            raise TausynthError(f"{paths.final}: checkpoint normalisation {normaliser.kind!r} != config {cfg.normalisation!r}")
+        normalizer = PetNormalizer.from_checkpoint(checkpoint["normalization"], checkpoint["standardizer"])
+        if normalizer.kind != cfg.normalization:
+            raise TausynthError(f"{paths.final}: checkpoint normalization {normalizer.kind!r} != config {cfg.normalization!r}")
     else:
-        normaliser = PetNormaliser.fit(cfg.normalisation, frame)
+        normalizer = PetNormalizer.fit(cfg.normalization, frame)
 
     seed_everything(t.seed)
     model = build(cfg.model.name, cfg).to(device)
-    feature_source = build_perceptual_features(cfg, frame, normaliser, root=root, log=log if ctx.is_main else _quiet)
+    feature_source = build_perceptual_features(cfg, frame, normalizer, root=root, log=log if ctx.is_main else _quiet)
     loss_fn = build_loss(cfg, amp_dtype, feature_source.features).to(device)
     engine = Engine(model, loss_fn, cfg, device, ctx, amp_dtype)
     schedule = PaperSchedule(t.max_epochs, t.cycle_duration, t.cycle_factor, t.patience, t.early_stopping)
     cache_dir = Path(runs_root) / ".cache" if cfg.data.cache == "disk" else None
-    train_ds, val_ds, grid = build_datasets(cfg, frame, normaliser, model.divisor, cache_dir)
+    train_ds, val_ds, grid = build_datasets(cfg, frame, normalizer, model.divisor, cache_dir)
 
     state = TrainingState()
     output_bias = None
@@ -390,7 +390,7 @@ def _set_up(
         elif state.stopped in ("max_epochs", "time_limit") and state.epoch < t.max_epochs:
             state.stopped = None  # extended or re-timed: keep going
     broadcast_parameters(model, ctx)
-    run = _Session(cfg, ctx, device, run_dir, paths, log, started, normaliser, model, loss_fn, engine, schedule,
+    run = _Session(cfg, ctx, device, run_dir, paths, log, started, normalizer, model, loss_fn, engine, schedule,
                    train_ds, val_ds, tuple(grid), state)
     return run, feature_source.record, output_bias
 
@@ -407,7 +407,7 @@ def _provenance(
         "profile": cfg.profile,
         "model": describe(run.model),
         "loss": cfg.loss.perceptual,
-        "normalisation": cfg.normalisation,
+        "normalization": cfg.normalization,
         "seed": t.seed,
         "environment": environment_record(str(run.device)),
         "world_size": run.ctx.world_size,
@@ -422,7 +422,7 @@ def _provenance(
             "augment": cfg.data.augment,
             "grid": list(run.grid),
         },
-        "standardizer": run.normaliser.to_dict(),
+        "standardizer": run.normalizer.to_dict(),
         "schedule": run.schedule.describe(),
         "time_limit_minutes": t.max_minutes,
         "output_bias_init": output_bias,
@@ -577,7 +577,7 @@ def _summary(run: _Session, status: str, epochs_this_call: int, seconds: float) 
     cfg, state = run.cfg, run.state
     best = "n/a" if math.isinf(state.best_val) else f"{state.best_val:.4f} (epoch {state.best_epoch + 1})"
     return (
-        f"{cfg.model.name} {cfg.loss.perceptual} {cfg.normalisation} seed {cfg.training.seed}: "
+        f"{cfg.model.name} {cfg.loss.perceptual} {cfg.normalization} seed {cfg.training.seed}: "
         f"{state.epoch}/{cfg.training.max_epochs} epochs ({epochs_this_call} now, {seconds:.1f} s), "
         f"{status} ({state.stopped or 'stopped after ' + str(epochs_this_call) + ' epochs, resumable'}); "
         f"best val since last switch {best}; plane {state.plane} -> {run.run_dir}"
@@ -591,7 +591,7 @@ def _quiet(_line: str) -> None:
 def init_output_bias(model: torch.nn.Module, dataset: Any) -> float:
     """Set the output bias of ``model``'s MRI → PET network to the mean PET voxel of ``dataset``.
 
-    The mean is over every voxel of every sample as the network is trained on it (normalised and
+    The mean is over every voxel of every sample as the network is trained on it (normalized and
     padded); the network then starts at the training PET's mean level instead of at 0.
 
     Returns

@@ -21,7 +21,7 @@ from tausynth.data.dataset import (
     crop_to_original,
 )
 from tausynth.data.manifest import load_manifest
-from tausynth.data.preprocess import normalise_t1
+from tausynth.data.preprocess import normalize_t1
 from tausynth.errors import TausynthError
 
 SHAPE = (9, 10, 11)
@@ -102,7 +102,7 @@ def test_sample_contents_padding_and_crop_back(cohort) -> None:
     assert s["original_shape"].tolist() == list(SHAPE)
     np.testing.assert_allclose(s["affine"].numpy(), np.eye(4))
     # crop_to_original undoes the padding exactly and mirrors MONAI's symmetric DivisiblePad
-    t1_ref = normalise_t1(_arr(rows[0]["t1"]), brain)
+    t1_ref = normalize_t1(_arr(rows[0]["t1"]), brain)
     np.testing.assert_allclose(
         crop_to_original(s["t1"], s["original_shape"])[0].numpy(), t1_ref, atol=1e-6
     )
@@ -147,12 +147,12 @@ def test_pet_transform_hook_per_manufacturer_and_never_cached(cohort) -> None:
     factor = {"Siemens": 2.0, "GE": 3.0}
     seen: list[str] = []
 
-    def standardise(pet: np.ndarray, manufacturer: str) -> np.ndarray:
+    def standardize(pet: np.ndarray, manufacturer: str) -> np.ndarray:
         assert pet.ndim == 3 and pet.dtype == np.float32
         seen.append(manufacturer)
         return pet * factor[manufacturer] - 1.0
 
-    ds = build_dataset(df, "train", augment=False, cache="memory", pet_transform=standardise)
+    ds = build_dataset(df, "train", augment=False, cache="memory", pet_transform=standardize)
     for i, maker in enumerate(["Siemens", "GE"]):
         got = crop_to_original(ds[i]["pet"], SHAPE)[0].numpy()
         np.testing.assert_allclose(got, _arr(rows[i]["pet"]) * factor[maker] - 1.0, rtol=1e-6)
@@ -181,8 +181,8 @@ def _same_input_pair(tmp_path: Path, cohort):
 def test_spatial_augmentation_is_one_draw_for_all_images(tmp_path: Path, cohort) -> None:
     df = _same_input_pair(tmp_path, cohort)
     aug = {"noise": False, "elastic_prob": 1.0, "affine_prob": 1.0, "flip_prob": 1.0}
-    ds = build_dataset(df, "train", augment=True, augmentation=aug, t1_normalisation="none", seed=3)
-    plain = build_dataset(df, "train", augment=False, t1_normalisation="none")[0]
+    ds = build_dataset(df, "train", augment=True, augmentation=aug, t1_normalization="none", seed=3)
+    plain = build_dataset(df, "train", augment=False, t1_normalization="none")[0]
     s = ds[0]
     assert not torch.equal(s["t1"], plain["t1"])  # it did move
     torch.testing.assert_close(s["t1"], s["pet"], rtol=0, atol=0)

@@ -1,4 +1,4 @@
-"""Tests for tausynth.data.manifest: schema, normalisation, file checks and the OK summary."""
+"""Tests for tausynth.data.manifest: schema, normalization, file checks and the OK summary."""
 
 from __future__ import annotations
 
@@ -91,13 +91,13 @@ def _cohort(tmp_path: Path) -> list[dict]:
         ("CPS", "Siemens"),
     ],
 )
-def test_normalise_manufacturer_known_aliases(raw: str, canonical: str) -> None:
-    assert mf.normalise_manufacturer(raw) == canonical
+def test_normalize_manufacturer_known_aliases(raw: str, canonical: str) -> None:
+    assert mf.normalize_manufacturer(raw) == canonical
 
 
 @settings(max_examples=60, deadline=None)
 @given(alias=st.sampled_from(sorted(mf.MANUFACTURER_ALIASES)), data=st.data())
-def test_normalise_manufacturer_ignores_case_and_whitespace(
+def test_normalize_manufacturer_ignores_case_and_whitespace(
     alias: str, data: st.DataObject
 ) -> None:
     flips = data.draw(st.lists(st.booleans(), min_size=len(alias), max_size=len(alias)))
@@ -108,12 +108,12 @@ def test_normalise_manufacturer_ignores_case_and_whitespace(
         + pad
     )
     variant = variant.replace(" ", "  ")
-    assert mf.normalise_manufacturer(variant) == mf.MANUFACTURER_ALIASES[alias]
+    assert mf.normalize_manufacturer(variant) == mf.MANUFACTURER_ALIASES[alias]
 
 
-def test_normalise_manufacturer_unknown_names_value_and_known_set() -> None:
+def test_normalize_manufacturer_unknown_names_value_and_known_set() -> None:
     with pytest.raises(TausynthError) as err:
-        mf.normalise_manufacturer("Canon")
+        mf.normalize_manufacturer("Canon")
     message = str(err.value)
     assert "'Canon'" in message and all(m in message for m in mf.MANUFACTURERS)
 
@@ -132,7 +132,7 @@ def test_imaging_protocol_and_adni_ids() -> None:
         mf.adni_rid("295")
 
 
-def test_load_manifest_normalises_and_resolves(
+def test_load_manifest_normalizes_and_resolves(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rows = _cohort(tmp_path)

@@ -1,4 +1,4 @@
-"""Tests for tausynth.data.preprocess: orientation, resampling, mask, normalisation, crop/pad."""
+"""Tests for tausynth.data.preprocess: orientation, resampling, mask, normalization, crop/pad."""
 
 from __future__ import annotations
 
@@ -85,29 +85,29 @@ def test_derive_brain_mask_fills_holes_and_drops_islands() -> None:
         pp.derive_brain_mask(np.zeros(shape))
 
 
-def test_normalise_t1_percentile_zscore_and_idempotence() -> None:
+def test_normalize_t1_percentile_zscore_and_idempotence() -> None:
     rng = np.random.default_rng(0)
     t1 = rng.normal(500, 80, size=(16, 16, 16)).astype(np.float32)
     mask = _ball(t1.shape, (8, 8, 8), 6)
-    out = pp.normalise_t1(t1, mask)
+    out = pp.normalize_t1(t1, mask)
     assert out.dtype == np.float32 and out.min() == 0 and out.max() == 1
     assert np.all(out[~mask] == 0)
     lo = np.percentile(t1[mask], 0.5, method="lower")
     hi = np.percentile(t1[mask], 99.5, method="higher")
     inside = mask & (t1 > lo) & (t1 < hi)
     np.testing.assert_allclose(out[inside], (t1[inside] - lo) / (hi - lo), rtol=1e-5)
-    np.testing.assert_array_equal(pp.normalise_t1(out, mask), out)  # exactly idempotent
+    np.testing.assert_array_equal(pp.normalize_t1(out, mask), out)  # exactly idempotent
     # invariant to a positive affine change of scanner units
-    np.testing.assert_allclose(pp.normalise_t1(3 * t1 + 40, mask), out, atol=1e-5)
-    z = pp.normalise_t1(t1, mask, "zscore")
+    np.testing.assert_allclose(pp.normalize_t1(3 * t1 + 40, mask), out, atol=1e-5)
+    z = pp.normalize_t1(t1, mask, "zscore")
     assert abs(z[mask].mean()) < 1e-5 and abs(z[mask].std() - 1) < 1e-4 and np.all(z[~mask] == 0)
-    np.testing.assert_array_equal(pp.normalise_t1(t1, mask, "none")[mask], t1[mask])
+    np.testing.assert_array_equal(pp.normalize_t1(t1, mask, "none")[mask], t1[mask])
     with pytest.raises(
-        TausynthError, match="invalid T1 normalisation 'minmax'; allowed: percentile, zscore, none"
+        TausynthError, match="invalid T1 normalization 'minmax'; allowed: percentile, zscore, none"
     ):
-        pp.normalise_t1(t1, mask, "minmax")
+        pp.normalize_t1(t1, mask, "minmax")
     with pytest.raises(TausynthError, match="constant"):
-        pp.normalise_t1(np.ones_like(t1), mask)
+        pp.normalize_t1(np.ones_like(t1), mask)
 
 
 def test_bounding_box_and_divisible_box() -> None:
@@ -235,11 +235,11 @@ def test_preprocess_pair_errors_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "cut.nii.gz").write_bytes(data[: len(data) // 3])
     with pytest.raises(TausynthError, match="cut.nii.gz: not a readable NIfTI"):
         pp.preprocess_pair(tmp_path / "cut.nii.gz", tmp_path / "pet.nii.gz", None, tmp_path / "o3")
-    with pytest.raises(TausynthError, match="invalid T1 normalisation 'robust'"):
+    with pytest.raises(TausynthError, match="invalid T1 normalization 'robust'"):
         pp.preprocess_pair(
             tmp_path / "t1.nii.gz",
             tmp_path / "pet.nii.gz",
             None,
             tmp_path / "o4",
-            t1_normalisation="robust",
+            t1_normalization="robust",
         )

@@ -122,7 +122,7 @@ def test_subject_params_validation():
 
 
 # ---------------------------------------------------------------------------------------------
-# one subject: determinism, geometry, normalisation
+# one subject: determinism, geometry, normalization
 # ---------------------------------------------------------------------------------------------
 
 

@@ -89,7 +89,7 @@ def test_constant_prediction_gives_nan_r_without_warnings_or_crash():
 def test_positivity_uses_a_strict_cut_and_counts_disagreements():
     real = [1.10, 1.27, 1.30, 1.80, 1.20]
     synth = [1.28, 1.20, 1.35, 1.60, 1.10]
-    res = A.positivity_agreement(real, synth, cut=A.POSITIVITY_CUT)
+    res = A.positivity_agreement(real, synth, cut_point=A.POSITIVITY_CUT)
     assert A.POSITIVITY_CUT == 1.27
     assert (res["n_pos_real"], res["n_pos_synthetic"], res["n_false_pos"], res["n_false_neg"]) == (2, 3, 1, 0)
     assert res["kappa"] == pytest.approx(cohen_kappa_score([0, 0, 1, 1, 0], [1, 0, 1, 1, 0]))

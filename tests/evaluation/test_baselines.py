@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tausynth.data.manifest import load_manifest, split_frame
-from tausynth.data.preprocess import normalise_t1
+from tausynth.data.preprocess import normalize_t1
 from tausynth.errors import TausynthError
 from tausynth.evaluation import baselines as B
 from tausynth.io import load_nifti, save_nifti
@@ -19,7 +19,7 @@ SLOPE, INTERCEPT = 1.7, 0.6
 
 
 def _write_manifest(tmp_path, n_train=4, n_test=2, odd_grid: str | None = None, pet_of=None):
-    """Tiny subjects whose PET is exactly SLOPE · normalised T1 + INTERCEPT inside the mask."""
+    """Tiny subjects whose PET is exactly SLOPE · normalized T1 + INTERCEPT inside the mask."""
     rng = np.random.default_rng(0)
     affine = np.diag([4.0, 4.0, 4.0, 1.0])
     mask = np.zeros(SHAPE, np.float32)
@@ -28,7 +28,7 @@ def _write_manifest(tmp_path, n_train=4, n_test=2, odd_grid: str | None = None, 
     for i in range(n_train + n_test):
         sid = f"sub-{i:02d}"
         t1 = rng.uniform(50, 400, SHAPE).astype(np.float32) * mask
-        norm = normalise_t1(t1, mask)
+        norm = normalize_t1(t1, mask)
         pet = (SLOPE * norm + INTERCEPT).astype(np.float32) if pet_of is None else pet_of(i, norm)
         a = affine.copy()
         if sid == odd_grid:
@@ -93,7 +93,7 @@ def test_errors_name_the_problem(tmp_path):
     with pytest.raises(TausynthError, match="no scans in split 'val'"):
         B.baseline_predictions(manifest, "val", tmp_path / "o", log=None)
     assert B.baseline_variant("mean-image") == {"run": "baseline-mean-image", "model": "mean-image",
-                                                "perceptual": "n/a", "normalisation": "n/a", "seed": 0}
+                                                "perceptual": "n/a", "normalization": "n/a", "seed": 0}
 
 
 def _with_labels(tmp_path, manifest, tau_of_t1: float):
@@ -106,7 +106,7 @@ def _with_labels(tmp_path, manifest, tau_of_t1: float):
         labels[2:6, 2:10, 2:10], labels[6:10, 2:10, 2:10] = 17, 2
         t1[labels == 17] *= rng.uniform(0.6, 1.4)  # atrophy-like darkening, varying between subjects
         save_nifti(tmp_path / row["t1"], t1, affine)
-        norm = normalise_t1(t1, load_nifti(tmp_path / row["mask"])[0])
+        norm = normalize_t1(t1, load_nifti(tmp_path / row["mask"])[0])
         pet = np.where(labels == 17, 3.0 + tau_of_t1 * norm[labels == 17].mean(), 1.0).astype(np.float32)
         save_nifti(tmp_path / f"{row['subject_id']}/labels.nii.gz", labels, affine)
         save_nifti(tmp_path / row["pet"], pet, affine)

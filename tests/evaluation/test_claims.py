@@ -12,7 +12,7 @@ from tausynth.evaluation import claims as C
 
 def _metrics(effects: dict[tuple[str, str, str], tuple[float, float]], n: int = 20, seeds=(1, 2),
              noise: float = 0.002, seed: int = 0) -> pd.DataFrame:
-    """Metric table: per (model, perceptual, normalisation) a multiplicative effect on (ssim, psnr).
+    """Metric table: per (model, perceptual, normalization) a multiplicative effect on (ssim, psnr).
 
     Subjects share a baseline level (0.80 SSIM, 24 dB PSNR, varying by subject) so that variants
     are paired; ``noise`` is per-row relative noise.
@@ -25,7 +25,7 @@ def _metrics(effects: dict[tuple[str, str, str], tuple[float, float]], n: int = 
         for s in seeds:
             for i in range(n):
                 rows.append({
-                    "model": model, "perceptual": loss, "normalisation": norm, "seed": s, "subject_id": f"s{i:02d}",
+                    "model": model, "perceptual": loss, "normalization": norm, "seed": s, "subject_id": f"s{i:02d}",
                     "ssim": base_ssim[i] * (1 + e_ssim) * (1 + rng.normal(0, noise)),
                     "psnr": base_psnr[i] * (1 + e_psnr) * (1 + rng.normal(0, noise)),
                 })
@@ -96,9 +96,9 @@ def test_claim3_standardization_against_minmax():
 
     assert C.claim3(table((0.01, 0.02))).outcome == "reproduced"
     assert C.claim3(table((-0.01, -0.02))).outcome == "not reproduced"
-    assert C.claim3(table((0.01, 0.02)).query("normalisation == 'standardize'")).outcome == "inconclusive"
-    with pytest.raises(TausynthError, match="no 'normalisation' column"):
-        C.claim3(table((0.0, 0.0)).drop(columns="normalisation"))
+    assert C.claim3(table((0.01, 0.02)).query("normalization == 'standardize'")).outcome == "inconclusive"
+    with pytest.raises(TausynthError, match="no 'normalization' column"):
+        C.claim3(table((0.0, 0.0)).drop(columns="normalization"))
 
 
 def _roi(cyclic_error: float, n: int = 16) -> pd.DataFrame:
@@ -109,7 +109,7 @@ def _roi(cyclic_error: float, n: int = 16) -> pd.DataFrame:
         for i in range(n):
             for k, region in enumerate(C.AD_REGIONS):
                 e = err * (1 + 0.1 * rng.standard_normal())
-                rows.append({"model": "unet", "perceptual": loss, "normalisation": "standardize", "seed": 1,
+                rows.append({"model": "unet", "perceptual": loss, "normalization": "standardize", "seed": 1,
                              "subject_id": f"s{i}", "diagnosis": "AD", "region": region, "real": real[i, k],
                              "synthetic": real[i, k] - e})
     return pd.DataFrame(rows)

@@ -46,7 +46,7 @@ def _run(root, cohort, name, perceptual="cyclic", maker=lambda pet: pet, status=
     run = root / name
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "final_model.pt").write_bytes(f"weights of {name}".encode())
-    cfg = {"model": {"name": "unet"}, "loss": {"perceptual": perceptual}, "normalisation": "standardize",
+    cfg = {"model": {"name": "unet"}, "loss": {"perceptual": perceptual}, "normalization": "standardize",
            "training": {"seed": 7}}
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
     prov = {"status": status, "epochs_done": 3, "schedule": {"max_epochs": 4}, "perceptual_weights": "random",
@@ -112,17 +112,17 @@ def test_evaluation_cache_reused_then_invalidated(tmp_path, cohort, fake_predict
     assert C.collect_runs([run], log=None).runs.loc[0, "evaluation"] == "evaluated"
     # another cut-point is another evaluation
     assert C.collect_runs([run], log=None).runs.loc[0, "evaluation"] == "cached"
-    assert C.collect_runs([run], cut=1.3, log=None).runs.loc[0, "evaluation"] == "evaluated"
+    assert C.collect_runs([run], cut_point=1.3, log=None).runs.loc[0, "evaluation"] == "evaluated"
     # a label map rewritten under the same name (before: the old tables were reused, keyed by path)
     manifest = pd.read_csv(cohort / "manifest.csv", keep_default_na=False)
     labels = cohort / manifest[manifest["split"] == "test"].iloc[0]["labels"]
     st = labels.stat()
     os.utime(labels, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    assert C.collect_runs([run], cut=1.3, log=None).runs.loc[0, "evaluation"] == "evaluated"
+    assert C.collect_runs([run], cut_point=1.3, log=None).runs.loc[0, "evaluation"] == "evaluated"
     # changed code anywhere in the package (the ROI sets of data/atlas.py, say) is another evaluation
-    assert C.collect_runs([run], cut=1.3, log=None).runs.loc[0, "evaluation"] == "cached"
+    assert C.collect_runs([run], cut_point=1.3, log=None).runs.loc[0, "evaluation"] == "cached"
     monkeypatch.setattr(C, "source_digest", lambda: "the package after an edit")
-    assert C.collect_runs([run], cut=1.3, log=None).runs.loc[0, "evaluation"] == "evaluated"
+    assert C.collect_runs([run], cut_point=1.3, log=None).runs.loc[0, "evaluation"] == "evaluated"
     assert fake_predict == []
 
 
@@ -205,8 +205,8 @@ def test_collect_errors_are_one_line_and_named(tmp_path, cohort):
         C.collect_runs([a], log=None)
 
 
-def _metric_rows(run, model, perceptual, normalisation, kind, values):
-    return [{"run": run, "model": model, "perceptual": perceptual, "normalisation": normalisation, "seed": 1,
+def _metric_rows(run, model, perceptual, normalization, kind, values):
+    return [{"run": run, "model": model, "perceptual": perceptual, "normalization": normalization, "seed": 1,
              "subject_id": f"s{i}", "kind": kind, "ssim": v, "psnr": 20 * v} for i, v in enumerate(values)]
 
 
@@ -234,7 +234,7 @@ def test_claim_inputs_use_suvr_space_only():
 def test_collect_baselines_are_scored_like_runs(tmp_path, cohort):
     base = C.collect_baselines(cohort / "manifest.csv", "train", out=tmp_path / "baselines", log=None)
     assert set(base.metrics["run"]) == {"baseline-mean-image", "baseline-t1-linear", "baseline-regional-regression"}
-    assert set(base.metrics["normalisation"]) == {"n/a"} and set(base.runs["status"]) == {"baseline"}
+    assert set(base.metrics["normalization"]) == {"n/a"} and set(base.runs["status"]) == {"baseline"}
     n_train = int((pd.read_csv(cohort / "manifest.csv")["split"] == "train").sum())
     assert len(base.metrics) == 3 * n_train and base.roi["region"].nunique() > 5
     paths = pd.read_csv(tmp_path / "baselines" / "mean-image" / "train" / "predictions.csv")["path"]

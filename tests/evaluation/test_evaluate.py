@@ -25,10 +25,10 @@ def cohort(tmp_path_factory):
     return out
 
 
-def _run(tmp_path, cohort, kind_maker, normalisation="standardize"):
+def _run(tmp_path, cohort, kind_maker, normalization="standardize"):
     run = tmp_path / "unet-cyclic-s1"
     (run / "predictions" / "test").mkdir(parents=True)
-    cfg = {"model": {"name": "unet"}, "loss": {"perceptual": "cyclic"}, "normalisation": normalisation,
+    cfg = {"model": {"name": "unet"}, "loss": {"perceptual": "cyclic"}, "normalization": normalization,
            "training": {"seed": 1}}
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
     (run / "provenance.json").write_text(json.dumps({"data": {"manifest": str(cohort / "manifest.csv")}}))
@@ -78,7 +78,7 @@ def test_imperfect_and_minmax_predictions(tmp_path, cohort):
     def kinds(pet, gt):
         return {"minmax": minmax_normalize(pet), "suvr_oracle": gt}
 
-    run = _run(tmp_path, cohort, kinds, normalisation="minmax")
+    run = _run(tmp_path, cohort, kinds, normalization="minmax")
     ev = E.evaluate_run(run)
     mm = ev.per_subject[ev.per_subject["kind"] == "minmax"]
     assert (mm["space"] == "minmax").all() and (mm["data_range"] == 1.0).all()

@@ -15,8 +15,8 @@ from tausynth.evaluation.collect import Collection
 SUBJECTS = [f"s{i}" for i in range(8)]
 
 
-def _rows(run, model, perceptual, ssim, normalisation="standardize", kind="suvr", seed=1, psnr_scale=30.0):
-    return [{"run": run, "model": model, "perceptual": perceptual, "normalisation": normalisation, "seed": seed,
+def _rows(run, model, perceptual, ssim, normalization="standardize", kind="suvr", seed=1, psnr_scale=30.0):
+    return [{"run": run, "model": model, "perceptual": perceptual, "normalization": normalization, "seed": seed,
              "subject_id": s, "kind": kind, "ssim": v, "psnr": psnr_scale * v, "mae": 1 - v}
             for s, v in zip(SUBJECTS, ssim, strict=True)]
 
@@ -37,7 +37,7 @@ def test_variant_grid_values_and_not_run_cells():
     assert grid.loc["unet", "none"] == f"{mean - 0.1:.3f} ± {sd:.3f} (n=8)"
     assert grid.loc["unet", "2.5d"] == X.NOT_RUN and (grid.loc["unetr"] == X.NOT_RUN).all()
     # min–max runs and baselines do not enter E1
-    mm = _table(_rows("m", "unet", "2d", BASE, normalisation="minmax", kind="suvr_oracle"))
+    mm = _table(_rows("m", "unet", "2d", BASE, normalization="minmax", kind="suvr_oracle"))
     assert X.e1_tables(pd.concat([df, mm]))["ssim"].loc["unet", "2d"] == X.NOT_RUN
     empty = X.e1_tables(pd.DataFrame())["psnr"]
     assert (empty == X.NOT_RUN).all().all()
@@ -68,8 +68,8 @@ def test_e2_relative_change_and_stated_size():
 
 def test_e3_uses_the_oracle_for_minmax_in_suvr_space():
     df = _table(_rows("s", "unet", "cyclic", BASE),
-                _rows("m", "unet", "cyclic", BASE - 0.2, normalisation="minmax", kind="suvr_oracle"),
-                _rows("m", "unet", "cyclic", np.full(8, 0.95), normalisation="minmax", kind="minmax"),
+                _rows("m", "unet", "cyclic", BASE - 0.2, normalization="minmax", kind="suvr_oracle"),
+                _rows("m", "unet", "cyclic", np.full(8, 0.95), normalization="minmax", kind="minmax"),
                 _rows("n", "unet", "none", BASE))
     t = X.e3_table(df).set_index(["perceptual", "metric"])
     row = t.loc[("cyclic", "ssim")]
@@ -81,12 +81,12 @@ def test_e3_uses_the_oracle_for_minmax_in_suvr_space():
 
 def test_e4_selects_group_and_regions_and_adds_kappa():
     agreement = pd.DataFrame([
-        {"run": "a", "model": "unet", "perceptual": "cyclic", "normalisation": "standardize", "seed": 1,
+        {"run": "a", "model": "unet", "perceptual": "cyclic", "normalization": "standardize", "seed": 1,
          "region": r, "group": g, "n": 5, "pearson_r": 0.9, "icc": 0.8, "icc_form": "ICC(2,1)", "mae": 0.1,
          "bias": 0.02, "loa_low": -0.1, "loa_high": 0.14 if g == "all" else math.nan}
         for r in ("braak56", "metatemporal", "putamen") for g in ("all", "AD")])
-    positivity = pd.DataFrame([{"run": "a", "model": "unet", "perceptual": "cyclic", "normalisation": "standardize",
-                                "seed": 1, "region": "metatemporal", "group": g, "kappa": k, "cut": 1.27}
+    positivity = pd.DataFrame([{"run": "a", "model": "unet", "perceptual": "cyclic", "normalization": "standardize",
+                                "seed": 1, "region": "metatemporal", "group": g, "kappa": k, "cut_point": 1.27}
                                for g, k in (("all", 0.6), ("AD", 1.0))])
     t = X.e4_table(agreement, positivity)
     assert list(t["region"]) == ["metatemporal", "braak56"]  # AD-relevant order; off-target excluded
@@ -107,7 +107,7 @@ def test_seed_table_only_with_several_seeds():
 
 def test_baseline_comparison_signs():
     runs = _table(_rows("model", "unet", "cyclic", BASE))
-    base = _table(_rows("baseline-mean-image", "mean-image", "n/a", BASE - 0.1, normalisation="n/a"))
+    base = _table(_rows("baseline-mean-image", "mean-image", "n/a", BASE - 0.1, normalization="n/a"))
     t = X.baseline_comparison(runs, base).set_index("metric")
     assert t.loc["ssim", "improvement"] == pytest.approx(0.1) and t.loc["ssim", "status"] == "supports"
     assert t.loc["mae", "improvement"] == pytest.approx(0.1)  # lower MAE is better: signed positive
@@ -123,13 +123,13 @@ def test_limitations_are_computed_from_the_numbers():
     assert "4 epoch(s) of at most 16" in notes[1] and "random" in notes[2]
     # a time-bounded run and one that does not beat a baseline are named with their numbers
     runs = pd.DataFrame([{"run": "a", "epochs_done": 2, "max_epochs": 16, "steps_done": 80, "stop_reason": "time_limit"}])
-    base = _table(_rows("baseline-mean-image", "mean-image", "n/a", BASE + 0.1, normalisation="n/a"))
+    base = _table(_rows("baseline-mean-image", "mean-image", "n/a", BASE + 0.1, normalization="n/a"))
     notes = X.limitations(Collection(_table(_rows("a", "unet", "cyclic", BASE)), empty, empty, empty, empty, runs),
                           baselines=base)
     assert any("time bound" in n and "a (2 epoch(s), 80 steps)" in n for n in notes)
     assert any(n.startswith("Not better than every trivial baseline") and f"mean-image {(BASE + 0.1).mean():.3f}" in n
                for n in notes)
-    base = _table(_rows("baseline-mean-image", "mean-image", "n/a", BASE - 0.1, normalisation="n/a"))
+    base = _table(_rows("baseline-mean-image", "mean-image", "n/a", BASE - 0.1, normalization="n/a"))
     notes = X.limitations(Collection(_table(_rows("a", "unet", "cyclic", BASE)), empty, empty, empty, empty, runs),
                           baselines=base)
     assert "Every run beats both trivial baselines on mean SSIM." in notes
@@ -139,9 +139,9 @@ def test_limitations_are_computed_from_the_numbers():
 
 def test_pick_reference_run():
     runs = pd.DataFrame([
-        {"run": "unetr-cyclic", "model": "unetr", "perceptual": "cyclic", "normalisation": "standardize", "seed": 1},
-        {"run": "unet-cyclic-s2", "model": "unet", "perceptual": "cyclic", "normalisation": "standardize", "seed": 2},
-        {"run": "unet-cyclic-s1", "model": "unet", "perceptual": "cyclic", "normalisation": "standardize", "seed": 1},
+        {"run": "unetr-cyclic", "model": "unetr", "perceptual": "cyclic", "normalization": "standardize", "seed": 1},
+        {"run": "unet-cyclic-s2", "model": "unet", "perceptual": "cyclic", "normalization": "standardize", "seed": 2},
+        {"run": "unet-cyclic-s1", "model": "unet", "perceptual": "cyclic", "normalization": "standardize", "seed": 1},
     ])
     assert X.pick_reference_run(runs) == "unet-cyclic-s1"
     assert X.pick_reference_run(runs.iloc[:1]) == "unetr-cyclic"

@@ -103,8 +103,8 @@ def test_psnr_mse_mae_nrmse_hand_values():
     assert m.psnr == pytest.approx(10 * math.log10(4.0 / 0.01))
     assert m.nrmse == pytest.approx(0.1 / math.sqrt(np.mean(t**2)))
     assert m.n_voxels == 1000
-    m_mean = M.voxel_metrics(pred, target, mask, nrmse_normalisation="mean")
-    m_mm = M.voxel_metrics(pred, target, mask, nrmse_normalisation="min-max")
+    m_mean = M.voxel_metrics(pred, target, mask, nrmse_normalization="mean")
+    m_mm = M.voxel_metrics(pred, target, mask, nrmse_normalization="min-max")
     assert m_mean.nrmse == pytest.approx(0.1 / 2.0)
     assert m_mm.nrmse == pytest.approx(0.1 / 2.0)
     # "target" data range = max - min of the target inside the mask
@@ -158,7 +158,7 @@ def test_minmax_space_metrics():
     [
         ({"data_range": "max"}, "data_range 'max' not allowed"),
         ({"data_range": -1.0}, "positive finite"),
-        ({"nrmse_normalisation": "l2"}, "nrmse_normalisation 'l2' not allowed; use one of euclidean, mean, min-max"),
+        ({"nrmse_normalization": "l2"}, "nrmse_normalization 'l2' not allowed; use one of euclidean, mean, min-max"),
         ({"window": 10}, "odd"),
     ],
 )

@@ -55,7 +55,7 @@ def test_variant_tracking_spreads_seeds_and_sets_the_bar_from_the_bound():
     agreement = pd.concat([_agreement("u-s1", 0.62, 0.001, 1.5, 1.2), _agreement("u-s2", 0.48, 0.001, 1.5, 1.2),
                            _agreement("v-s1", 0.20, 0.1, 1.5, 1.2), _agreement(T.BOUND_RUN, 0.60, 1e-6, 1.7, 1.3)])
     runs = pd.DataFrame({"run": ["u-s1", "u-s2", "v-s1"], "model": ["unet", "unet", "unetr"],
-                         "perceptual": ["cyclic"] * 3, "normalisation": ["standardize"] * 3, "seed": [1, 2, 1]})
+                         "perceptual": ["cyclic"] * 3, "normalization": ["standardize"] * 3, "seed": [1, 2, 1]})
     out = T.variant_tracking(T.tracking_table(agreement), runs).set_index("model")
     assert out.loc["unet", "n_seeds"] == 2 and out.loc["unet", "r_mean"] == pytest.approx(0.55)
     assert out.loc["unet", "r_seeds"] == "s1: 0.62, s2: 0.48" and out.loc["unet", "tracks"] == 2
@@ -68,7 +68,7 @@ def test_variant_tracking_spreads_seeds_and_sets_the_bar_from_the_bound():
 
 def test_min_max_variants_are_flagged_as_oracles_never_meeting_the_bar():
     agreement = pd.concat([_agreement("m-s1", 0.96, 1e-9, 2.0, 1.2), _agreement(T.BOUND_RUN, 0.60, 1e-6, 1.7, 1.3)])
-    runs = pd.DataFrame({"run": ["m-s1"], "model": ["unet"], "perceptual": ["cyclic"], "normalisation": ["minmax"],
+    runs = pd.DataFrame({"run": ["m-s1"], "model": ["unet"], "perceptual": ["cyclic"], "normalization": ["minmax"],
                          "seed": [1]})
     row = T.variant_tracking(T.tracking_table(agreement), runs).iloc[0]
     assert row["oracle"] and not row["meets_bar"]

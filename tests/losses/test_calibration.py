@@ -30,7 +30,7 @@ def test_vgg16_every_convolution_has_unit_std_after_calibration() -> None:
     net = vgg16_relu4_3("random")
     batches = [torch.rand(6, 3, 32, 24), torch.rand(4, 3, 24, 32)]  # planes differ in size
     before = _conv_stds(net, batches)
-    assert before[-1] < 0.1  # the default initialisation shrinks the activations
+    assert before[-1] < 0.1  # the default initialization shrinks the activations
     scales = calibrate_unit_variance(net, batches)
     assert len(scales) == 10
     assert _conv_stds(net, batches) == pytest.approx([1.0] * 10, rel=1e-3)

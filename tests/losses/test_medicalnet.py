@@ -65,7 +65,7 @@ def test_loss_properties(net):
     assert torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
     # z-scored input: invariant to a positive affine intensity change of either volume
     assert float(loss(4 * pred + 1, target)) == pytest.approx(float(value.detach()), rel=1e-4)
-    # features are unit-normalised over channels, so the loss is at most 4 (opposite unit vectors)
+    # features are unit-normalized over channels, so the loss is at most 4 (opposite unit vectors)
     assert 0 < float(value.detach()) <= 4
     with pytest.raises(ValueError, match="shape"):
         loss(pred[:, :, :-1], target)

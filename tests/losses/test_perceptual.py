@@ -220,7 +220,7 @@ def test_joint_batch_scaling_couples_samples_and_per_sample_option_decouples():
     assert float(joint(pred, target, "axial")) == pytest.approx(float(loop_loss(feats, pred, target, "axial")), rel=1e-5)
 
 
-def test_imagenet_norm_option_matches_loop_with_normalisation():
+def test_imagenet_norm_option_matches_loop_with_normalization():
     feats = small_vgg_like()
     pred, target = volumes(seed=7)
     ours = SlicePerceptualLoss(feats, imagenet_norm=True)(pred, target, "coronal")

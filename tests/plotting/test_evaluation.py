@@ -73,7 +73,7 @@ def test_other_figures_render(frame):
     assert len(fig.axes) == 3
     vol = np.ones((12, 12, 12))
     fig = P.plot_subject_slices([{"real": vol, "synthetic": vol * 1.1, "title": "best"}])
-    assert len(fig.axes) == 9 + 2  # 3 images × 3 planes + 2 colour bars
+    assert len(fig.axes) == 9 + 2  # 3 images × 3 planes + 2 color bars
 
 
 def test_tracking_figure_has_one_bar_per_run_and_draws_the_bound_as_a_line():

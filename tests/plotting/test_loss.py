@@ -27,10 +27,10 @@ def test_plane_slice_orientation():
     assert P.plane_slice(vol, "sagittal", 1).shape == (6, 5)
     np.testing.assert_array_equal(P.plane_slice(vol, "axial", 2), vol[:, :, 2].T)
     np.testing.assert_array_equal(P.plane_slice(vol, "coronal", 3), vol[:, 3, :].T)
-    assert P.central_cut(np.zeros((4, 6, 8))) == (2, 3, 4)
+    assert P.center_voxel(np.zeros((4, 6, 8))) == (2, 3, 4)
     one = np.zeros((5, 5, 5))
     one[1, 2, 4] = 1
-    assert P.central_cut(one) == (1, 2, 4)
+    assert P.center_voxel(one) == (1, 2, 4)
 
 
 def test_plot_planes_draws_the_cut():

@@ -27,7 +27,7 @@ def payload(model_name: str = "unet", **extra: object) -> dict:
         "model": net.state_dict(),
         "state": {"epoch": 2, "plane": "coronal", "best_val": float("inf"), "patience_counter": 0},
         "config": "profile: smoke\n",
-        "normalisation": "standardize",
+        "normalization": "standardize",
         "standardizer": None,
         "rng": capture_rng(),
         **extra,

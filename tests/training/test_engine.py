@@ -12,7 +12,7 @@ from tausynth.data.dataset import build_dataset
 from tausynth.models import MODEL_NAMES, build
 from tausynth.training.distributed import DistContext
 from tausynth.training.engine import Engine, build_loss
-from tausynth.training.inputs import PetNormaliser
+from tausynth.training.inputs import PetNormalizer
 
 pytestmark = pytest.mark.filterwarnings("ignore::tausynth.losses.PretrainedWeightsUnavailableWarning")
 
@@ -23,7 +23,7 @@ def fixed_batch(cohort_manifest: Path) -> dict[str, torch.Tensor]:
     from tausynth.data.manifest import load_manifest
 
     frame = load_manifest(cohort_manifest)
-    norm = PetNormaliser.fit("standardize", frame)
+    norm = PetNormalizer.fit("standardize", frame)
     sample = build_dataset(frame, "train", augment=False, pet_transform=norm.transform, spatial_divisor=1)[0]
     crop = (slice(None), slice(8, 32), slice(8, 40), slice(8, 32))
     return {"t1": sample["t1"][crop][None], "pet": sample["pet"][crop][None]}

@@ -127,14 +127,14 @@ def _small(**kw):
 def test_balance_sets_the_term_against_the_mean_image_mse(smoke_config, frame, mode: str) -> None:
     from tausynth.losses import PerceptualLoss
     from tausynth.losses.ssim import SeparableSSIMLoss
-    from tausynth.training.inputs import PetNormaliser
+    from tausynth.training.inputs import PetNormalizer
 
     cfg = smoke_config(loss={"perceptual": mode, "weights": "calibrated", "perceptual_balance": 0.5})
     source = build_perceptual_features(cfg, frame)
     bal = source.record["balance"]
     assert bal["factor"] > 0 and bal["subjects"] >= 1
     # recompute on the same subjects: gamma * L_perc(mean, x) = r * [alpha * MSE + beta * (1 - SSIM)](mean, x)
-    vols, _ = feat._training_volumes(frame, labels=False, transform=PetNormaliser.fit("standardize", frame).transform)
+    vols, _ = feat._training_volumes(frame, labels=False, transform=PetNormalizer.fit("standardize", frame).transform)
     mean = torch.stack(vols).mean(0)[None]
     pick = torch.linspace(0, len(vols) - 1, min(feat.CALIBRATION_VOLUMES, len(vols))).long().tolist()
     term = PerceptualLoss("3d" if mode == "3d" else "2.5d", features=source.features)

@@ -16,7 +16,7 @@ def test_committed_notebook_is_clean_and_parameterised() -> None:
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert "parameters" in code[0]["metadata"].get("tags", [])
     params = "".join(code[0]["source"])
-    for name in ("profile", "model", "loss", "normalisation", "seed", "manifest", "run_dir", "max_epochs"):
+    for name in ("profile", "model", "loss", "normalization", "seed", "manifest", "run_dir", "max_epochs"):
         assert f"{name} =" in params, name
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
     assert not any("matplotlib.use" in "".join(c["source"]) for c in code)

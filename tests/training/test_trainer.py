@@ -174,7 +174,7 @@ def test_existing_run_folder_is_never_overwritten_silently(tmp_path: Path, cohor
 def test_minmax_run_writes_minmax_and_flagged_oracle(tmp_path: Path, cohort_manifest: Path) -> None:
     cfg = load_profile(
         "smoke",
-        {"normalisation": "minmax", "loss": {"perceptual": "none"}, "training": {"max_epochs": 1}},
+        {"normalization": "minmax", "loss": {"perceptual": "none"}, "training": {"max_epochs": 1}},
     )
     run_dir = tmp_path / "mm"
     train(cfg, run_dir, manifest=cohort_manifest, progress=False, log=lambda s: None)

@@ -1,4 +1,4 @@
-"""Harmonisation experiments: SUVR standardization measured on a cohort whose ground truth is known.
+"""Harmonization experiments: SUVR standardization measured on a cohort whose ground truth is known.
 
 The SUVR chapter asks what by-manufacturer standardization does on scans where the truth is known:
 the synthetic phantom's noise-free SUVR and its exact per-manufacturer distortion, travelling
@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from tausynth.data.manifest import load_manifest, normalise_manufacturer
+from tausynth.data.manifest import load_manifest, normalize_manufacturer
 from tausynth.errors import TausynthError
 from tausynth.io import load_nifti
 from tausynth.suvr import (
@@ -42,7 +42,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Scan:
-    """One PET scan with what the harmonisation experiments need (arrays on one grid).
+    """One PET scan with what the harmonization experiments need (arrays on one grid).
 
     ``pet`` is the observed SUVR (manufacturer-distorted), ``pet_gt`` the noise-free, undistorted
     ground truth (synthetic data only; ``None`` for real data), ``mask`` the brain mask (boolean),
@@ -97,7 +97,7 @@ def simulate_scans(
     cache = {} if cache is None else cache
     out = []
     for index, manufacturer in tqdm(pairs, desc="scans", unit="scan", disable=not progress):
-        man = normalise_manufacturer(manufacturer)
+        man = normalize_manufacturer(manufacturer)
         key = (seed, int(index), man, resolution)
         row = cohort.iloc[int(index)]
         if key not in cache:
@@ -137,7 +137,7 @@ def scans_from_manifest(
         labels = optional(row, "labels")
         refmask = optional(row, "refmask")
         out.append(Scan(
-            subject_id=str(row["subject_id"]), manufacturer=normalise_manufacturer(row["manufacturer"]),
+            subject_id=str(row["subject_id"]), manufacturer=normalize_manufacturer(row["manufacturer"]),
             diagnosis=str(row.get("diagnosis", "")), amyloid=str(row.get("amyloid", "")),
             split=str(row.get("split", "")), pet=pet, mask=(pet != 0) if mask is None else mask > 0.5,
             labels=None if labels is None else np.rint(labels).astype(np.int32),
@@ -204,12 +204,12 @@ def roi_table(
         if s.labels is None:
             raise TausynthError(f"subject {s.subject_id}: no label map, so ROI values cannot be measured")
         observed = region_mean(s.pet, s.labels, ids)
-        harmonised = standardizer.to_reference_scale(s.pet, s.manufacturer, reference, subject=s.subject_id)
+        harmonized = standardizer.to_reference_scale(s.pet, s.manufacturer, reference, subject=s.subject_id)
         mm = minmax_normalize(s.pet, s.mask, subject=s.subject_id)
         row: dict[str, Any] = {
             "subject_id": s.subject_id, "manufacturer": s.manufacturer, "diagnosis": s.diagnosis,
             "amyloid": s.amyloid, "split": s.split, "observed": observed,
-            "standardized": region_mean(harmonised, s.labels, ids), "minmax": region_mean(mm, s.labels, ids),
+            "standardized": region_mean(harmonized, s.labels, ids), "minmax": region_mean(mm, s.labels, ids),
         }
         if s.pet_gt is not None:
             lo, hi = minmax_range(s.pet_gt, s.mask, subject=s.subject_id)
@@ -256,7 +256,7 @@ def travelling_comparison(
     minimum and maximum, as in :func:`roi_table`).
     """
     ids = tuple(roi_ids)
-    ref = normalise_manufacturer(reference)
+    ref = normalize_manufacturer(reference)
     by_subject: dict[str, dict[str, Scan]] = {}
     for s in scans:
         by_subject.setdefault(s.subject_id, {})[s.manufacturer] = s
