@@ -227,12 +227,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_predict(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="write a run's synthetic PET (float32 NIfTI, SUVR) for one split")
-    p.add_argument("--run", required=True, help="run folder")
+def _add_run_split_out(p: argparse.ArgumentParser, run_help: str, out_help: str) -> None:
+    """The options ``predict`` and ``evaluate`` share: which run, on which manifest and split, written where."""
+    p.add_argument("--run", required=True, help=run_help)
     p.add_argument("--manifest", help="data manifest (default: the one the run was trained on)")
     p.add_argument("--split", default="test", help="train | val | test (default: test)")
-    p.add_argument("--out", help="output folder (default: <run>/predictions/<split>)")
+    p.add_argument("--out", help=out_help)
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="write a run's synthetic PET (float32 NIfTI, SUVR) for one split")
+    _add_run_split_out(p, "run folder", "output folder (default: <run>/predictions/<split>)")
     p.add_argument("--checkpoint", help="checkpoint (default: <run>/checkpoints/final_model.pt)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.set_defaults(handler=_cmd_predict)
@@ -316,10 +321,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="score a run's synthetic PET: voxel metrics, Braak-region agreement, figures")
-    p.add_argument("--run", required=True, help="run folder (predictions are made first when missing or stale)")
-    p.add_argument("--manifest", help="data manifest (default: the one the run was trained on)")
-    p.add_argument("--split", default="test", help="train | val | test (default: test)")
-    p.add_argument("--out", help="output folder (default: <run>/evaluation, or <run>/evaluation/<split>)")
+    _add_run_split_out(p, "run folder (predictions are made first when missing or stale)",
+                       "output folder (default: <run>/evaluation, or <run>/evaluation/<split>)")
     p.add_argument("--cut-point", "--cut", dest="cut_point", type=float, default=1.27,
                    help="meta-temporal SUVR tau-positivity cut-point, positive when above (default: 1.27)")
     p.add_argument("--no-figures", action="store_true", help="write the CSV tables only")

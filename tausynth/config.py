@@ -434,7 +434,8 @@ def dotted_overrides(items: Any) -> dict[str, Any]:
     return out
 
 
-def _read_yaml(text: str, source: str) -> dict[str, Any]:
+def read_yaml(text: str, source: str) -> dict[str, Any]:
+    """A YAML mapping read safely from ``text``; one line naming ``source`` if it is not valid YAML or not a mapping."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -460,7 +461,7 @@ def profile_source(name: str) -> dict[str, Any]:
     if name not in PROFILES:
         raise TausynthError(f"unknown profile {name!r} (allowed: {', '.join(PROFILES)})")
     text = resources.files("tausynth.profiles").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
-    data = _read_yaml(text, f"profile {name}")
+    data = read_yaml(text, f"profile {name}")
     base = data.pop(BASE_KEY, None)
     if base is not None:
         if base == name or base not in PROFILES:
@@ -502,7 +503,7 @@ def load_config(path: str | Path) -> Config:
     path = Path(path)
     if not path.is_file():
         raise TausynthError(f"{path}: config file not found")
-    data = _read_yaml(path.read_text(encoding="utf-8"), str(path))
+    data = read_yaml(path.read_text(encoding="utf-8"), str(path))
     data.pop(RUNS_KEY, None)
     if not data:
         raise TausynthError(f"{path}: the config file is empty; give at least a 'profile' (smoke, demo, study or paper)")

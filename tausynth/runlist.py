@@ -40,12 +40,12 @@ from tausynth.config import (
     NORMALIZATIONS,
     PERCEPTUAL_MODES,
     RUNS_KEY,
-    _read_yaml,
     dotted_overrides,
     load_profile,
     merge_overrides,
     plain_data,
     profile_source,
+    read_yaml,
 )
 from tausynth.errors import TausynthError
 
@@ -254,7 +254,7 @@ def load_runs(profile: str, path: str | Path | None = None) -> tuple[RunSpec, ..
     path = Path(path)
     if not path.is_file():
         raise TausynthError(f"{path}: run list file not found")
-    data = _read_yaml(path.read_text(encoding="utf-8"), str(path))
+    data = read_yaml(path.read_text(encoding="utf-8"), str(path))
     other = sorted(str(k) for k in data if k not in (RUNS_KEY, "profile"))
     if other:
         raise TausynthError(f"{path}: only '{RUNS_KEY}' (and 'profile') are read from a run list, not "

@@ -93,7 +93,7 @@ def run_study(
         Run name to its provenance status (``"finished"``, or ``"paused"`` for a run stopped by
         its time limit).
     """
-    from tausynth.book import _threads_per_job
+    from tausynth.book import threads_per_job
     from tausynth.data.cohort import ensure_cohort
 
     if jobs < 1:
@@ -101,7 +101,7 @@ def run_study(
     # every variant's first seed before any second one: a study cut short still covers every variant
     specs = sorted(load_runs(profile, runs), key=lambda s: s.seed)
     manifest = str(ensure_cohort(Path(root), profile, log))
-    threads = _threads_per_job(jobs)
+    threads = threads_per_job(jobs)
     statuses: dict[str, str] = {}
     context = multiprocessing.get_context("spawn")  # a fresh interpreter per worker: no forked torch state
     env_threads = os.environ.get("OMP_NUM_THREADS")
@@ -144,8 +144,9 @@ def archive_study(
     """
     from tausynth.evaluation import collect
     from tausynth.evaluation.archive import write_archive
+    from tausynth.evaluation.discovery import is_finished
     dirs = study_run_dirs(profile, root, runs)
-    done = [d for d in dirs if collect.run_status(d) == "finished" and (d / "checkpoints" / "final_model.pt").is_file()]
+    done = [d for d in dirs if is_finished(d)]
     missing = [d.name for d in dirs if d not in done]
     if not done:
         raise TausynthError(f"study {profile}: no finished run under {Path(root) / 'runs' / profile}; run `tausynth study run` first")

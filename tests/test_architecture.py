@@ -78,3 +78,14 @@ def test_no_reference_to_notes_the_repository_does_not_hold() -> None:
                     if needle in text and path != Path(__file__):
                         hits.append(f"{path.relative_to(ROOT)}: {needle}")
     assert hits == []
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    # a leading underscore says "only this module uses it"; a second user means it wants a public name
+    hits = []
+    for path in _modules():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tausynth"):
+                hits += [f"{path.relative_to(ROOT)}: {a.name} from {node.module}" for a in node.names
+                         if a.name.startswith("_") and not a.name.startswith("__")]
+    assert hits == [], "private names used outside their module: " + "; ".join(hits)

@@ -316,7 +316,7 @@ def test_parallel_scheduler_respects_dependencies_jobs_and_exclusive_chapters(
     monkeypatch.setattr(book.executor.subprocess, "Popen", _FakeChild)
     monkeypatch.setattr(book.executor.time, "sleep", lambda s: None)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(book.executor, "_threads_per_job", lambda jobs: 4 // jobs)
+    monkeypatch.setattr(book.executor, "threads_per_job", lambda jobs: 4 // jobs)
     chapters = [
         book.Chapter("data", "d.ipynb"), book.Chapter("suvr", "s.ipynb"),
         book.Chapter("loss", "l.ipynb", exclusive=True),
@@ -326,7 +326,7 @@ def test_parallel_scheduler_respects_dependencies_jobs_and_exclusive_chapters(
     (tmp_path / "_build" / "logs").mkdir(parents=True)
     _FakeChild.log, _FakeChild.instances, _FakeChild.alive, _FakeChild.fail = [], [], set(), set()
     results: dict[str, book.ChapterResult] = {}
-    book._run_parallel(chapters, "smoke", tmp_path, None, False, 2, results, lambda s: None, runs="/x/runs.yaml")
+    book.executor._run_parallel(chapters, "smoke", tmp_path, None, False, 2, results, lambda s: None, runs="/x/runs.yaml")
     events = _FakeChild.log
     order = [name for ev, name, _ in events if ev == "start"]
     assert order[0] == "loss"  # the exclusive chapter first, alone
@@ -354,7 +354,7 @@ def test_parallel_scheduler_respects_dependencies_jobs_and_exclusive_chapters(
 
     monkeypatch.setattr(_FakeChild, "poll", poll_and_report)
     with pytest.raises(TausynthError, match=r"^chapter 'data' failed: boom$"):
-        book._run_parallel([*chapters[:2], book.Chapter("extra", "x.ipynb"), *chapters[3:]], "smoke", tmp_path,
+        book.executor._run_parallel([*chapters[:2], book.Chapter("extra", "x.ipynb"), *chapters[3:]], "smoke", tmp_path,
                            None, False, 2, {}, lambda s: None)
     started = [name for ev, name, _ in _FakeChild.log if ev == "start"]
     assert started == ["data", "suvr"]  # "extra" depends on nothing, but a failure stops new starts
@@ -373,15 +373,15 @@ def test_scheduler_runs_the_exclusive_chapters_inputs_first_then_the_longest_cha
     ]
     (tmp_path / "_build" / "logs").mkdir(parents=True)
     _FakeChild.log, _FakeChild.instances, _FakeChild.alive, _FakeChild.fail = [], [], set(), set()
-    book._run_parallel(chapters, "smoke", tmp_path, None, False, 2, {}, lambda s: None)
+    book.executor._run_parallel(chapters, "smoke", tmp_path, None, False, 2, {}, lambda s: None)
     started = [name for ev, name, _ in _FakeChild.log if ev == "start"]
     # suvr (nothing waits for it) neither delays the exclusive loss chapter nor a training run
     assert started == ["data", "loss", "run1", "run2", "run0", "suvr", "results"]
 
     # a rebuild orders by the times the run log recorded, when it has one for every chapter to run
     recorded = {"run0": {"seconds": 30.0}, "run1": {"seconds": 10.0}, "run2": {"seconds": 20.0}}
-    assert list(book._expected_costs(chapters[3:6], recorded).values()) == [30.0, 10.0, 20.0]
-    assert list(book._expected_costs(chapters[3:6], {"run0": {"seconds": 30.0}}).values()) == [1.0, 3.0, 2.0]
+    assert list(book.executor._expected_costs(chapters[3:6], recorded).values()) == [30.0, 10.0, 20.0]
+    assert list(book.executor._expected_costs(chapters[3:6], {"run0": {"seconds": 30.0}}).values()) == [1.0, 3.0, 2.0]
 
 
 def test_training_pages_cost_more_with_a_perceptual_term_and_more_steps() -> None:
@@ -406,7 +406,7 @@ def test_intro_times_and_training_index_come_from_the_build(tmp_path: Path) -> N
     record = {"chapters": {"data": {"seconds": 30.0}, "train-a": {"seconds": 60.0}, "train-b": {"seconds": 90.0},
                            "roi": {"status": "cached", "seconds": None}}}
     text = "data {{ time:data }}, runs {{ time:training }}, roi {{ time:roi }}, loss {{ time:loss }}"
-    assert book._chapter_times(text, record) == "data 0.5, runs 2.5, roi —, loss —"
+    assert book.render._chapter_times(text, record) == "data 0.5, runs 2.5, roi —, loss —"
 
     run_dir = tmp_path / "runs" / "smoke" / "unet-cyclic-standardize-s42"
     run_dir.mkdir(parents=True)

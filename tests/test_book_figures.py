@@ -75,7 +75,7 @@ def test_run_pages_get_figure_names_of_their_own(tmp_path: Path) -> None:
     # every run page comes from train.ipynb, and Sphinx labels are global
     page = tmp_path / "train.ipynb"
     page.write_text((BOOK / "train.ipynb").read_text(encoding="utf-8"), encoding="utf-8")
-    book._write_titled(page, tmp_path / "unet-cyclic-standardize-s42.ipynb", "U-Net · cyclic")
+    book.render._write_titled(page, tmp_path / "unet-cyclic-standardize-s42.ipynb", "U-Net · cyclic")
     cells = json.loads((tmp_path / "unet-cyclic-standardize-s42.ipynb").read_text(encoding="utf-8"))["cells"]
     names = [_figure(c)["figure"]["name"] for c in cells if _figure(c).get("figure")]
     assert names and all(n.startswith("unet-cyclic-standardize-s42-fig-") for n in names)

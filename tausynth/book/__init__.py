@@ -18,19 +18,13 @@ from tausynth.book.chapters import (
     STUDY_ARCHIVE,
     Chapter,
     ChapterResult,
-    _training_cost,
     chapters_for,
 )
 from tausynth.book.executor import (
-    _expected_costs,
-    _run_parallel,
-    _start_order,
-    _threads_per_job,
     run_book,
+    threads_per_job,
 )
 from tausynth.book.render import (
-    _chapter_times,
-    _write_titled,
     build_book,
     glued_png,
     stage_sources,
@@ -58,13 +52,6 @@ __all__ = [
     "run_book",
     "stage_sources",
     "toc_files",
+    "threads_per_job",
     "training_index_markdown",
-    # package-internal, used by the tests and ``tausynth.study``
-    "_chapter_times",
-    "_expected_costs",
-    "_run_parallel",
-    "_start_order",
-    "_threads_per_job",
-    "_training_cost",
-    "_write_titled",
 ]

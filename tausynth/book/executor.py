@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tausynth.book.chapters import BUILD, Chapter, ChapterResult, chapters_for
-from tausynth.book.runlog import _record_chapter, _run_log_lock, _write_run_log, read_run_log
+from tausynth.book.runlog import read_run_log, record_chapter, run_log_lock, write_run_log
 from tausynth.config import load_profile
 from tausynth.data.cohort import cohort_dir, ensure_cohort
 from tausynth.digest import combine, source_digest
@@ -129,19 +129,19 @@ def run_book(
             continue
         todo.append(chapter)
     if todo and only is None:
-        with _run_log_lock(root):  # how many chapters ran at a time, for the timings' reader
+        with run_log_lock(root):  # how many chapters ran at a time, for the timings' reader
             record = read_run_log(root)
             record["jobs"] = jobs
-            _write_run_log(root, record)
+            write_run_log(root, record)
     if jobs > 1 and len(todo) > 1:
         _run_parallel(todo, profile, root, manifest, force, jobs, results, log, runs)
     else:
         for chapter in todo:
             results[chapter.name] = _execute(papermill, chapter, keys[chapter.name], root, log)
-            _record_chapter(root, profile, manifest, runs, chapter, "executed", results[chapter.name].seconds)
+            record_chapter(root, profile, manifest, runs, chapter, "executed", results[chapter.name].seconds)
     for result in results.values():
         if result.status == "cached":
-            _record_chapter(root, profile, manifest, runs, next(c for c in chapters if c.name == result.name),
+            record_chapter(root, profile, manifest, runs, next(c for c in chapters if c.name == result.name),
                             "cached", None)
     return [results[n] for n in names if n in results]
 
@@ -178,7 +178,7 @@ def _execute(papermill: Any, chapter: Chapter, key: str, root: Path, log: Callab
     return ChapterResult(chapter.name, "executed", elapsed, out)
 
 
-def _threads_per_job(jobs: int) -> int:
+def threads_per_job(jobs: int) -> int:
     return max(1, usable_cores() // jobs)
 
 
@@ -235,7 +235,7 @@ def _run_parallel(
 
     def start(chapter: Chapter) -> None:
         env = dict(os.environ)
-        env.setdefault("OMP_NUM_THREADS", str(_threads_per_job(1 if chapter.exclusive else jobs)))
+        env.setdefault("OMP_NUM_THREADS", str(threads_per_job(1 if chapter.exclusive else jobs)))
         console = root / BUILD / "logs" / f"{chapter.name}.console.log"
         cmd = [sys.executable, "-m", "tausynth", "book", "run", "--profile", profile, "--only", chapter.name]
         cmd += ["--manifest", manifest] if manifest else []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -16,21 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from tausynth.book.chapters import BUILD, Chapter, chapters_for
-from tausynth.book.runlog import _md_table, provenance_markdown, read_run_log
+from tausynth.book.runlog import md_table, provenance_markdown, read_run_log
 from tausynth.errors import TausynthError
+from tausynth.evaluation.discovery import perceptual_shares, run_provenance
 
 
 def _last_share(run_dir: Path) -> str:
     """The perceptual term's share of the training loss in the run's last epoch, as a percentage."""
-    import pandas as pd
-
-    try:
-        metrics = pd.read_csv(run_dir / "metrics.csv")
-    except (OSError, ValueError):
-        return "—"
-    if "train_share_perceptual" not in metrics or metrics.empty:
-        return "—"
-    return f"{100 * float(metrics['train_share_perceptual'].iloc[-1]):.1f} %"
+    share = perceptual_shares(run_dir)["perceptual_share_last"]
+    return "—" if math.isnan(share) else f"{100 * share:.1f} %"
 
 
 def training_index_markdown(root: Path, runs: list[Chapter]) -> str:
@@ -38,10 +33,7 @@ def training_index_markdown(root: Path, runs: list[Chapter]) -> str:
     rows = []
     for chapter in runs:
         run_dir = root / chapter.parameters["run_dir"]
-        try:
-            prov = json.loads((run_dir / "provenance.json").read_text())
-        except (OSError, ValueError):
-            prov = {}
+        prov = run_provenance(run_dir)
         best = prov.get("best_val_since_switch")
         rows.append([
             f"[{chapter.title}]({chapter.output_path})", prov.get("status", "—"), prov.get("epochs_done", "—"),
@@ -51,7 +43,7 @@ def training_index_markdown(root: Path, runs: list[Chapter]) -> str:
         ])
     if not rows:
         return ""
-    return ("\n## The runs of this build\n\n" + _md_table(
+    return ("\n## The runs of this build\n\n" + md_table(
         ["run", "status", "epochs", "optimizer steps", "minutes", "best validation loss", "perceptual share, last epoch"],
         rows))
 

@@ -27,16 +27,16 @@ def read_run_log(root: str | Path = ".") -> dict[str, Any]:
         return {"chapters": {}}
 
 
-def _run_log_lock(root: Path) -> contextlib.AbstractContextManager[None]:
+def run_log_lock(root: Path) -> contextlib.AbstractContextManager[None]:
     """Serialise read-modify-write of the run log between the processes of a parallel ``book run``."""
     return file_lock(root / BUILD / "executed" / f".{RUN_LOG}.lock")
 
 
-def _record_chapter(
+def record_chapter(
     root: Path, profile: str, manifest: str | None, runs: str | None, chapter: Chapter, status: str,
     seconds: float | None,
 ) -> None:
-    with _run_log_lock(root):
+    with run_log_lock(root):
         record = read_run_log(root)
         record.update(profile=profile, manifest=manifest, runs=runs, data=manifest or f"synthetic cohort ({cohort_dir(root, profile).relative_to(root)})")
         previous = record["chapters"].get(chapter.name, {})
@@ -46,10 +46,10 @@ def _record_chapter(
         else:
             entry.update(seconds=round(seconds, 1), executed_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
         record["chapters"][chapter.name] = entry
-        _write_run_log(root, record)
+        write_run_log(root, record)
 
 
-def _write_run_log(root: Path, record: dict[str, Any]) -> None:
+def write_run_log(root: Path, record: dict[str, Any]) -> None:
     atomic_write_text(root / BUILD / "executed" / RUN_LOG, json.dumps(record, indent=2, default=str))
 
 
@@ -100,7 +100,7 @@ def _training_runs(root: Path, profile: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _md_table(header: list[str], rows: list[list[Any]]) -> str:
+def md_table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
@@ -111,7 +111,7 @@ def provenance_markdown(root: str | Path = ".") -> str:
     root = Path(root).resolve()
     record = read_run_log(root)
     profile = record.get("profile", "?")
-    out = ["\n## This build\n", _md_table(["", ""], [
+    out = ["\n## This build\n", md_table(["", ""], [
         ["profile", f"`{profile}`"],
         ["data", record.get("data", "?")],
         ["training runs", f"listed in `{record['runs']}`" if record.get("runs") else f"the `{profile}` profile's"],
@@ -119,18 +119,18 @@ def provenance_markdown(root: str | Path = ".") -> str:
         ["built", time.strftime("%Y-%m-%d %H:%M %Z")],
         ["chapters executed at a time", str(record.get("jobs", 1))],
     ])]
-    out += ["\n## Environment\n", _md_table(["component", "version"], [[k, v] for k, v in _environment().items()])]
+    out += ["\n## Environment\n", md_table(["component", "version"], [[k, v] for k, v in _environment().items()])]
     chapters = record.get("chapters", {})
     out += ["\n## Chapters\n", "Seconds are wall time of the execution that produced each page (with "
             "several chapters at a time, they shared the CPU); `cached` means its inputs were unchanged, "
             "so the earlier output was reused.\n\n",
-            _md_table(["chapter", "status", "seconds", "executed at"],
+            md_table(["chapter", "status", "seconds", "executed at"],
                       [[n, c.get("status"), c.get("seconds"), c.get("executed_at")] for n, c in chapters.items()])]
     runs = _training_runs(root, profile) if profile != "?" else []
     if runs:
         out += ["\n## Training runs\n", "The perceptual-loss weights each run actually used "
                 "(`random` means ImageNet weights were not available offline and a seeded random VGG16 "
                 "stood in — see the loss chapter).\n\n",
-                _md_table(["run", "perceptual weights", "device", "epochs", "stopped because"],
+                md_table(["run", "perceptual weights", "device", "epochs", "stopped because"],
                           [[r["run"], r["weights"], r["device"], r["epochs"], r["stop"]] for r in runs])]
     return "".join(out)

@@ -61,7 +61,7 @@ from tausynth.evaluation.staging import (
     imaging_stage,
     stage_frame,
 )
-from tausynth.evaluation.tables import paired_comparisons, rank_subjects, seed_spread, summary_table
+from tausynth.evaluation.tables import rank_subjects, seed_spread, summary_table
 from tausynth.evaluation.tracking import tracking_sentences, tracking_table
 
 __all__ = [
@@ -89,7 +89,6 @@ __all__ = [
     "minmax_space_metrics",
     "off_target_regions",
     "off_target_report",
-    "paired_comparisons",
     "pearson",
     "positivity_table",
     "rank_subjects",

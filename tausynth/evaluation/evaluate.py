@@ -79,7 +79,7 @@ class RunEvaluation:
 
 def run_variant(run_dir: PathLike) -> dict[str, Any]:
     """Variant columns of a run from its ``config.yaml``: ``run``, ``model``, ``perceptual``, ``normalization``, ``seed``."""
-    path = Path(run_dir) / "config.yaml"
+    path = RunPaths(run_dir).config
     if not path.is_file():
         raise TausynthError(f"{run_dir}: not a run folder (no config.yaml)")
     try:
@@ -250,9 +250,8 @@ def evaluate_run(
     **kwargs
         Passed to :func:`evaluate_predictions` (``regions``, ``data_range``, ``cut_point``, ``thresholds``).
     """
-    import json
-
     from tausynth.data.manifest import EVALUATION_COLUMNS, load_manifest, validate_manifest
+    from tausynth.evaluation.discovery import run_manifest
 
     run_dir = Path(run_dir)
     variant = run_variant(run_dir)
@@ -260,12 +259,7 @@ def evaluate_run(
     if not table_path.is_file():
         raise TausynthError(f"{table_path}: not found; run `tausynth predict --run {run_dir} --split {split}` first")
     predictions = pd.read_csv(table_path, keep_default_na=False)
-    if manifest is None:
-        prov = run_dir / "provenance.json"
-        try:
-            manifest = json.loads(prov.read_text(encoding="utf-8"))["data"]["manifest"]
-        except (OSError, ValueError, KeyError, TypeError):
-            raise TausynthError(f"{prov}: no data manifest recorded; pass --manifest") from None
+    manifest = run_manifest(run_dir, manifest)  # default: the manifest the run was trained on
     if check_files:
         validate_manifest(manifest, columns=EVALUATION_COLUMNS, splits=(split,))
     frame = load_manifest(manifest)

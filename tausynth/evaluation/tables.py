@@ -33,7 +33,6 @@ from tausynth.errors import TausynthError
 __all__ = [
     "bootstrap_ci",
     "format_mean_sd",
-    "paired_comparisons",
     "paired_test",
     "rank_subjects",
     "seed_spread",
@@ -207,62 +206,6 @@ def bootstrap_ci(
     alpha = (1.0 - level) / 2.0
     lo, hi = np.nanquantile(values, [alpha, 1.0 - alpha])
     return float(lo), float(hi)
-
-
-def paired_comparisons(
-    df: pd.DataFrame,
-    variant_col: str,
-    baseline: object,
-    metrics: Sequence[str],
-    by: Sequence[str] = (),
-    variants: Sequence[object] | None = None,
-    subject_col: str = SUBJECT,
-    seed_col: str = SEED,
-) -> pd.DataFrame:
-    """Wilcoxon test of every variant against ``baseline`` on shared, seed-averaged subjects.
-
-    Parameters
-    ----------
-    df : pandas.DataFrame
-        Metric table.
-    variant_col : str
-        Column distinguishing the compared variants (e.g. ``"perceptual"``).
-    baseline : object
-        The value of ``variant_col`` every other variant is compared with.
-    metrics : sequence of str
-    by : sequence of str
-        Columns held fixed within a comparison (e.g. ``["model"]``).
-    variants : sequence, optional
-        Variants to compare (default: every other value present in the group).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per (group, variant, metric): the ``by`` columns, ``variant``, ``baseline``,
-        ``metric`` and the fields of :func:`paired_test`.
-    """
-    by = list(by)
-    _require(df, [variant_col, *by, subject_col, *metrics])
-    sm = subject_means(df, [*by, variant_col], metrics, subject_col, seed_col)
-    rows = []
-    groups = sm.groupby(by, sort=False, dropna=False) if by else [((), sm)]
-    for key, g in groups:
-        key = key if isinstance(key, tuple) else (key,)
-        base = g[g[variant_col] == baseline]
-        if base.empty:
-            continue
-        others = [v for v in pd.unique(g[variant_col]) if v != baseline] if variants is None else list(variants)
-        for v in others:
-            var = g[g[variant_col] == v]
-            if var.empty:
-                continue
-            joined = base.merge(var, on=subject_col, suffixes=("_b", "_v"))
-            for m in metrics:
-                rows.append({
-                    **dict(zip(by, key, strict=True)), "variant": v, "baseline": baseline, "metric": m,
-                    **paired_test(joined[f"{m}_b"].to_numpy(), joined[f"{m}_v"].to_numpy()),
-                })
-    return pd.DataFrame(rows)
 
 
 def rank_subjects(

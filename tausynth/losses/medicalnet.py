@@ -98,7 +98,8 @@ def resnet10_medicalnet(weights: str | os.PathLike[str] = "auto", *, seed: int =
     return net.eval()
 
 
-def _zscore(x: torch.Tensor, eps: float) -> torch.Tensor:
+def zscore_volumes(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """Each volume of a batch z-scored over all its voxels (MedicalNet's input scaling); ``eps`` guards a flat one."""
     flat = x.flatten(1)
     mean = flat.mean(dim=1).view(-1, *([1] * (x.ndim - 1)))
     std = flat.std(dim=1).view(-1, *([1] * (x.ndim - 1)))
@@ -167,7 +168,7 @@ class MedicalNetPerceptualLoss(nn.Module):
                 f"expected equal (B, 1, X, Y, Z) shapes, got pred {tuple(pred.shape)} and target {tuple(target.shape)}"
             )
         with torch.no_grad():
-            ft = unit_channels(self._features(_zscore(target.detach(), self.eps)).to(pred.dtype))
-        fp = unit_channels(self._features(_zscore(pred, self.eps)).to(pred.dtype))
+            ft = unit_channels(self._features(zscore_volumes(target.detach(), self.eps)).to(pred.dtype))
+        fp = unit_channels(self._features(zscore_volumes(pred, self.eps)).to(pred.dtype))
         # a data-derived factor the network may carry (tausynth.training.features balances offline networks)
         return getattr(self.features, "loss_scale", 1.0) * ((fp - ft) ** 2).sum(dim=1).mean()

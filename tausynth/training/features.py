@@ -199,12 +199,12 @@ def _indomain(frame: pd.DataFrame, pre: PretrainConfig, cache_dir: Path, log: Ca
 
 
 def _calibrated_3d(vols: list[torch.Tensor]) -> FeatureSource:
-    from tausynth.losses.medicalnet import _zscore
+    from tausynth.losses.medicalnet import zscore_volumes
 
     net = _network("3d", "random")
     pick = torch.linspace(0, len(vols) - 1, min(CALIBRATION_VOLUMES, len(vols))).long().tolist()
     # z-scored as the MedicalNet term feeds its network
-    scales, seconds = _calibrate(net, [_zscore(torch.stack([vols[i] for i in pick]), 1e-8)])
+    scales, seconds = _calibrate(net, [zscore_volumes(torch.stack([vols[i] for i in pick]), 1e-8)])
     record = {"source": "calibrated", "calibration_scales": scales, "calibration_volumes": len(pick),
               "calibration_seconds": seconds}
     return FeatureSource(net, record)

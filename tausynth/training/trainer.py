@@ -61,7 +61,7 @@ from tausynth.training.run import (
     run_lock,
     write_provenance,
 )
-from tausynth.training.state import PaperSchedule, TrainingState
+from tausynth.training.state import EpochDecision, PaperSchedule, TrainingState
 
 __all__ = ["TrainResult", "TrainingInterrupted", "init_output_bias", "resolve_device", "run_epoch", "train", "validation_terms"]
 
@@ -485,32 +485,59 @@ def run_epoch(run: _Session, epoch: int, on_batch: BatchHook | None = None) -> N
     """
     t, state, schedule = run.cfg.training, run.state, run.schedule
     plane = schedule.begin_epoch(state, epoch)  # Algorithm 2; resets the best loss at a phase start
-    phase_start = schedule.phase_start(epoch)
     seed_everything(derive_seed(t.seed, epoch, run.ctx.rank))
-    epoch_start = time.perf_counter()
-    lr = run.engine.lr
-    steps_before = state.steps
-    train_terms, train_n = _train_batches(run, epoch, plane, on_batch)
-    val_terms = _validate(run, epoch, plane)
-    run.engine.step_schedulers()
-    decision = schedule.end_epoch(state, epoch, val_terms["loss"])  # best since the switch, early stopping
-    elapsed_call = time.perf_counter() - run.started
-    if not decision.stop and t.max_minutes is not None and elapsed_call > 60 * t.max_minutes and state.epoch < t.max_epochs:
-        state.stopped = "time_limit"
+    start = _EpochStart(lr=run.engine.lr, steps=state.steps, clock=time.perf_counter())
+    train_terms, train_n = _train_batches(run, epoch, plane, on_batch)  # engine.train_step, batch by batch
+    val_terms = _validate(run, epoch, plane)  # the same loss at the same plane, no augmentation
+    run.engine.step_schedulers()  # the cosine learning rate steps once per epoch
+    decision = schedule.end_epoch(state, epoch, val_terms["loss"])  # best since the switch; early stopping
+    _stop_at_time_limit(run, decision)
     if run.ctx.is_main:
         run.save(run.paths.final)
         if decision.improved:
             run.save(run.paths.best)
-        _record_epoch(run, {
-            "epoch": epoch, "plane": plane, "phase_start": phase_start, "lr": lr,
-            "steps": state.steps - steps_before, "samples": int(train_n),
-            **{f"train_{k}": v for k, v in train_terms.items()},
-            **{f"train_{k}": v for k, v in run.loss_fn.shares(train_terms).items()},
-            **{f"val_{k}": v for k, v in val_terms.items()},
-            **{f"val_{k}": v for k, v in run.loss_fn.shares(val_terms).items()},
-            "best_val": state.best_val, "improved": decision.improved, "patience_counter": state.patience_counter,
-            "seconds": time.perf_counter() - epoch_start,
-        })
+        _record_epoch(run, _epoch_row(run, epoch, plane, start, (train_terms, train_n), val_terms, decision))
+
+
+@dataclass(frozen=True)
+class _EpochStart:
+    """What an epoch's row reports relative to its start: the learning rate used, steps and time before it."""
+
+    lr: float
+    steps: int
+    clock: float
+
+
+def _stop_at_time_limit(run: _Session, decision: EpochDecision) -> None:
+    """Mark the run stopped when ``training.max_minutes`` has passed in this call (and it is not done anyway)."""
+    t, state = run.cfg.training, run.state
+    elapsed_call = time.perf_counter() - run.started
+    if not decision.stop and t.max_minutes is not None and elapsed_call > 60 * t.max_minutes and state.epoch < t.max_epochs:
+        state.stopped = "time_limit"
+
+
+def _epoch_row(
+    run: _Session,
+    epoch: int,
+    plane: str,
+    start: _EpochStart,
+    train: tuple[dict[str, float], float],
+    val_terms: dict[str, float],
+    decision: EpochDecision,
+) -> dict[str, Any]:
+    """The epoch's row of ``metrics.csv``: plane, learning rate, each loss term and its share, the decision."""
+    state = run.state
+    train_terms, train_n = train
+    return {
+        "epoch": epoch, "plane": plane, "phase_start": run.schedule.phase_start(epoch), "lr": start.lr,
+        "steps": state.steps - start.steps, "samples": int(train_n),
+        **{f"train_{k}": v for k, v in train_terms.items()},
+        **{f"train_{k}": v for k, v in run.loss_fn.shares(train_terms).items()},
+        **{f"val_{k}": v for k, v in val_terms.items()},
+        **{f"val_{k}": v for k, v in run.loss_fn.shares(val_terms).items()},
+        "best_val": state.best_val, "improved": decision.improved, "patience_counter": state.patience_counter,
+        "seconds": time.perf_counter() - start.clock,
+    }
 
 
 def _train_batches(

@@ -138,3 +138,19 @@ def test_judge_rule_on_hand_made_statuses():
     assert C.judge(comps("contradicts", "missing"))[0] == "not reproduced"
     assert C.judge(comps("supports", "missing"))[0] == "inconclusive"
     assert C.judge(pd.DataFrame())[0] == "inconclusive"
+
+
+def test_compare_pairs_only_shared_seed_averaged_subjects():
+    from scipy import stats
+
+    rows = [{"model": "unet", "perceptual": loss, "seed": seed, "subject_id": f"s{i}",
+             "ssim": 0.8 + 0.01 * i + (0.01 * (i + 1) if loss == "cyclic" else 0.0) + shift}
+            for seed, shift in ((1, 0.0), (2, 0.02)) for i in range(8) for loss in ("none", "cyclic")]
+    df = pd.DataFrame(rows)
+    df = df[~((df["perceptual"] == "cyclic") & (df["subject_id"] == "s0"))]  # s0 lacks the variant
+    out = C.compare(df, "perceptual", "none", "cyclic", ["ssim"], by=["model"])
+    assert len(out) == 1
+    row = out.iloc[0]
+    assert row["variant"] == "cyclic" and row["n"] == 7
+    assert row["mean_diff"] == pytest.approx(np.mean(0.01 * np.arange(2, 9)))
+    assert row["p_value"] == pytest.approx(stats.wilcoxon(0.01 * np.arange(2, 9)).pvalue)

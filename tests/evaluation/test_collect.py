@@ -1,81 +1,21 @@
-"""Collecting several runs: predictions on demand, evaluation caches, variant columns, claim inputs."""
+"""Collecting several runs: variant columns, one-line errors, claim inputs, baselines scored like runs."""
 
 from __future__ import annotations
-
-import json
-import os
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from tausynth.errors import TausynthError
 from tausynth.evaluation import collect as C
-from tausynth.io import file_sha256, load_nifti, save_nifti
-
-
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
-    from tausynth.data.synthetic import write_cohort
-
-    out = tmp_path_factory.mktemp("cohort")
-    write_cohort(out, n=6, seed=3, resolution=4, progress=False)
-    return out
-
-
-def _predict(run, cohort, split, maker):
-    """Write predictions as ``tausynth predict`` does, from ``maker(real_pet) -> synthetic``."""
-    manifest = pd.read_csv(cohort / "manifest.csv", keep_default_na=False)
-    ckpt = run / "checkpoints" / "final_model.pt"
-    rows = []
-    for _, m in manifest[manifest["split"] == split].iterrows():
-        pet, affine, _ = load_nifti(cohort / m["pet"])
-        path = run / "predictions" / split / f"{m['subject_id']}_suvr.nii.gz"
-        save_nifti(path, maker(pet), affine)
-        rows.append({"subject_id": m["subject_id"], "session": "", "split": split, "kind": "suvr", "oracle": False,
-                     "path": str(path), "t1": str(cohort / m["t1"]), "pet": str(cohort / m["pet"]),
-                     "checkpoint_sha256": file_sha256(ckpt), "t1_sha256": file_sha256(cohort / m["t1"]),
-                     "pet_sha256": file_sha256(cohort / m["pet"])})
-    pd.DataFrame(rows).to_csv(run / "predictions" / split / "predictions.csv", index=False)
-
-
-def _run(root, cohort, name, perceptual="cyclic", maker=lambda pet: pet, status="finished", predict=True):
-    run = root / name
-    (run / "checkpoints").mkdir(parents=True)
-    (run / "checkpoints" / "final_model.pt").write_bytes(f"weights of {name}".encode())
-    cfg = {"model": {"name": "unet"}, "loss": {"perceptual": perceptual}, "normalization": "standardize",
-           "training": {"seed": 7}}
-    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
-    prov = {"status": status, "epochs_done": 3, "schedule": {"max_epochs": 4}, "perceptual_weights": "random",
-            "data": {"manifest": str(cohort / "manifest.csv")}}
-    (run / "provenance.json").write_text(json.dumps(prov))
-    if predict:
-        _predict(run, cohort, "test", maker)
-    return run
-
-
-@pytest.fixture
-def fake_predict(monkeypatch, cohort):
-    """Replace predict_run (it needs a real checkpoint) by one that writes a noisy prediction; record calls."""
-    calls = []
-
-    def predict_run(run_dir, manifest=None, split="test", **kw):
-        calls.append((run_dir.name, split))
-        _predict(run_dir, cohort, split, lambda pet: pet + 0.05)
-        return pd.read_csv(run_dir / "predictions" / split / "predictions.csv")
-
-    monkeypatch.setattr("tausynth.training.predict_run", predict_run)
-    return calls
+from tausynth.io import load_nifti
 
 
 @pytest.mark.slow
-def test_collect_concatenates_runs_with_variant_columns(tmp_path, cohort, fake_predict):
+def test_collect_concatenates_runs_with_variant_columns(tmp_path, cohort, fake_predict, make_run):
     rng = np.random.default_rng(0)
-    perfect = _run(tmp_path, cohort, "unet-cyclic")
-    noisy = _run(tmp_path, cohort, "unet-none", "none", lambda pet: pet + rng.normal(0, 0.1, pet.shape).astype(np.float32))
+    perfect = make_run(tmp_path, cohort, "unet-cyclic")
+    noisy = make_run(tmp_path, cohort, "unet-none", "none", lambda pet: pet + rng.normal(0, 0.1, pet.shape).astype(np.float32))
     col = C.collect_runs([perfect, noisy], log=None)
     n_test = int((pd.read_csv(cohort / "manifest.csv")["split"] == "test").sum())
     assert len(col.metrics) == 2 * n_test
@@ -96,104 +36,11 @@ def test_collect_concatenates_runs_with_variant_columns(tmp_path, cohort, fake_p
     assert (perfect / "evaluation" / "per_subject.csv").is_file() and (perfect / "evaluation" / "evaluation.json").is_file()
 
 
-@pytest.mark.slow
-def test_evaluation_cache_reused_then_invalidated(tmp_path, cohort, fake_predict, monkeypatch):
-    run = _run(tmp_path, cohort, "unet-cyclic", maker=lambda pet: pet * 1.1)
-    first = C.collect_runs([run], log=None)
-    again = C.collect_runs([run], log=None)
-    assert again.runs.loc[0, "evaluation"] == "cached"
-    for a, b in ((first.metrics, again.metrics), (first.roi, again.roi), (first.agreement, again.agreement),
-                 (first.staging, again.staging)):
-        pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_dtype=False)
-    # a checkpoint written after the evaluation: the CSVs are older than it, so they are recomputed
-    earlier = (run / "checkpoints" / "final_model.pt").stat().st_mtime - 10
-    for csv in (run / "evaluation").glob("*.csv"):
-        os.utime(csv, (earlier, earlier))
-    assert C.collect_runs([run], log=None).runs.loc[0, "evaluation"] == "evaluated"
-    # another cut-point is another evaluation
-    assert C.collect_runs([run], log=None).runs.loc[0, "evaluation"] == "cached"
-    assert C.collect_runs([run], cut_point=1.3, log=None).runs.loc[0, "evaluation"] == "evaluated"
-    # a label map rewritten under the same name (before: the old tables were reused, keyed by path)
-    manifest = pd.read_csv(cohort / "manifest.csv", keep_default_na=False)
-    labels = cohort / manifest[manifest["split"] == "test"].iloc[0]["labels"]
-    st = labels.stat()
-    os.utime(labels, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    assert C.collect_runs([run], cut_point=1.3, log=None).runs.loc[0, "evaluation"] == "evaluated"
-    # changed code anywhere in the package (the ROI sets of data/atlas.py, say) is another evaluation
-    assert C.collect_runs([run], cut_point=1.3, log=None).runs.loc[0, "evaluation"] == "cached"
-    monkeypatch.setattr(C, "source_digest", lambda: "the package after an edit")
-    assert C.collect_runs([run], cut_point=1.3, log=None).runs.loc[0, "evaluation"] == "evaluated"
-    assert fake_predict == []
-
-
-@pytest.mark.slow
-def test_missing_or_stale_predictions_are_made_first(tmp_path, cohort, fake_predict):
-    run = _run(tmp_path, cohort, "unet-cyclic", predict=False)
-    lines: list[str] = []
-    col = C.collect_runs([run], log=lines.append)
-    assert fake_predict == [("unet-cyclic", "test")] and col.runs.loc[0, "predictions"] == "predicted"
-    assert any("no predictions of split 'test' yet; predicting them first" in line for line in lines)
-    assert np.allclose(col.metrics["mae"], 0.05, atol=1e-4)
-    C.collect_runs([run], log=None)
-    assert len(fake_predict) == 1  # up to date now
-    (run / "checkpoints" / "final_model.pt").write_bytes(b"retrained")
-    lines.clear()
-    col = C.collect_runs([run], log=lines.append)
-    assert len(fake_predict) == 2 and any("older checkpoint" in line for line in lines)
-    assert col.runs.loc[0, "evaluation"] == "evaluated"
-    # the validation split has its own predictions and evaluation folder
-    C.collect_runs([run], split="val", log=None)
-    assert fake_predict[-1] == ("unet-cyclic", "val")
-    assert (run / "evaluation" / "val" / "per_subject.csv").is_file()
-
-
-@pytest.mark.slow
-def test_predictions_of_a_replaced_input_file_are_made_again(tmp_path, cohort, monkeypatch):
-    # the same file names, other bytes: a T1 replaced in place must not reuse the old prediction
-    data = tmp_path / "cohort"
-    shutil.copytree(cohort, data)
-    run = _run(tmp_path, data, "unet-cyclic")
-    calls = []
-
-    def predict_run(run_dir, manifest=None, split="test", **kw):
-        calls.append(split)
-        _predict(run_dir, data, split, lambda pet: pet)
-        return pd.read_csv(run_dir / "predictions" / split / "predictions.csv")
-
-    monkeypatch.setattr("tausynth.training.predict_run", predict_run)
-    assert C.ensure_predictions(run, log=None)[1] == "reused" and calls == []
-    manifest = pd.read_csv(data / "manifest.csv", keep_default_na=False)
-    test, train = manifest[manifest["split"] == "test"].iloc[0], manifest[manifest["split"] == "train"].iloc[0]
-    shutil.copyfile(data / train["t1"], data / test["t1"])
-    lines: list[str] = []
-    assert C.ensure_predictions(run, log=lines.append)[1] == "predicted" and calls == ["test"]
-    assert any(f"the T1 file {data / test['t1']} changed since its predictions were made" in line for line in lines)
-    assert C.ensure_predictions(run, log=None)[1] == "reused"
-    shutil.copyfile(data / train["pet"], data / test["pet"])
-    assert C.ensure_predictions(run, log=None)[1] == "predicted" and calls == ["test", "test"]
-
-
-def test_find_and_resolve_runs(tmp_path, cohort):
-    root = tmp_path / "runs" / "smoke"
-    done = _run(root, cohort, "a-done", predict=False)
-    _run(root, cohort, "b-paused", status="paused", predict=False)
-    (root / "baselines").mkdir()  # not a run: no config.yaml
-    assert C.find_runs(root) == [done]
-    assert [p.name for p in C.find_runs(root, finished_only=False)] == ["a-done", "b-paused"]
-    chosen, skipped = C.resolve_runs([], "smoke", tmp_path / "runs")
-    assert chosen == [done] and [(p.name, s) for p, s in skipped] == [("b-paused", "paused")]
-    assert C.resolve_runs("[x/r1, x/r2]", "smoke")[0] == [Path("x/r1"), Path("x/r2")]
-    assert C.resolve_runs("x/r1, x/r2", "smoke")[0] == [Path("x/r1"), Path("x/r2")]
-    assert C.resolve_runs(None, "nothing-here", tmp_path)[0] == []
-    assert C.evaluation_dir(done) == done / "evaluation"
-    assert C.evaluation_dir(done, "val") == done / "evaluation" / "val"
-
-
-def test_collect_errors_are_one_line_and_named(tmp_path, cohort):
+def test_collect_errors_are_one_line_and_named(tmp_path, cohort, make_run):
     with pytest.raises(TausynthError, match="no runs to collect"):
         C.collect_runs([], log=None)
-    a = _run(tmp_path / "one", cohort, "same", predict=False)
-    b = _run(tmp_path / "two", cohort, "same", predict=False)
+    a = make_run(tmp_path / "one", cohort, "same", predict=False)
+    b = make_run(tmp_path / "two", cohort, "same", predict=False)
     with pytest.raises(TausynthError, match="unique.*same"):
         C.collect_runs([a, b], log=None)
     with pytest.raises(TausynthError, match="not a run folder"):

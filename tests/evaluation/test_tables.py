@@ -64,17 +64,6 @@ def test_paired_test_matches_scipy_and_handles_degenerate_input():
     assert math.isnan(T.paired_test([], [])["p_value"])
 
 
-def test_paired_comparisons_use_shared_subjects():
-    df = _table()
-    df = df[~((df["perceptual"] == "cyclic") & (df["subject_id"] == "s0"))]  # s0 lacks the variant
-    out = T.paired_comparisons(df, "perceptual", "none", ["ssim"], by=["model"])
-    assert len(out) == 1
-    row = out.iloc[0]
-    assert row["variant"] == "cyclic" and row["n"] == 7
-    assert row["mean_diff"] == pytest.approx(np.mean(0.01 * np.arange(2, 9)))
-    assert row["p_value"] == pytest.approx(stats.wilcoxon(0.01 * np.arange(2, 9)).pvalue)
-
-
 def test_bootstrap_ci_is_deterministic_and_brackets_the_estimate():
     rng = np.random.default_rng(1)
     a = rng.normal(10, 1, 30)
