@@ -44,7 +44,6 @@ _STRING_COLUMNS = ("subject_id", "session", "diagnosis", "manufacturer", "run", 
                    "normalization", "kind", "space", "region", "group", "icc_form", "pearson_note")
 
 
-
 def _scan_key(subject_id: object, session: object) -> tuple[str, str]:
     return str(subject_id), "" if pd.isna(session) else str(session)
 

@@ -5,7 +5,6 @@ Only reads run folders; nothing here evaluates or writes.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +14,7 @@ import pandas as pd
 
 from tausynth.errors import TausynthError
 from tausynth.io import PathLike
-from tausynth.training.run import RunPaths
+from tausynth.training.run import RunPaths, read_provenance
 
 __all__ = [
     "evaluation_dir",
@@ -38,12 +37,9 @@ def evaluation_dir(run_dir: PathLike, split: str = "test") -> Path:
 
 def run_provenance(run_dir: PathLike) -> dict[str, Any]:
     """The run's ``provenance.json`` as a dict; empty when it is missing or unreadable (a run not started)."""
-    path = RunPaths(run_dir).provenance
-    if not path.is_file():
-        return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
+        return read_provenance(run_dir)
+    except TausynthError:  # missing or corrupt: a run that has not started, for discovery's purposes
         return {}
 
 
