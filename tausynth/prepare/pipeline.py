@@ -15,6 +15,7 @@ where the template's grid falls on the subject (the brain centred as in the temp
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import time
 import traceback
@@ -334,6 +335,9 @@ def prepare(raw: PathLike, out: PathLike, resolution: int = 2, jobs: int = 1,
         raise TausynthError(f"resolution: {resolution!r} is not one of {', '.join(map(str, RESOLUTIONS))} (mm)")
     if jobs < 1:
         raise TausynthError(f"jobs must be at least 1, got {jobs}")
+    missing = [m for m in ("SimpleITK", "dcm2niix") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise TausynthError(f"prepare needs {', '.join(missing)}; install them with: pip install 'tausynth[prepare]'")
     scans = read_raw(raw)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
