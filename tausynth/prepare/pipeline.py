@@ -22,6 +22,7 @@ import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
@@ -32,6 +33,9 @@ from tausynth.data.manifest import COLUMNS
 from tausynth.errors import TausynthError
 from tausynth.io import PathLike, atomic_write_text, save_nifti, usable_cores
 from tausynth.prepare.raw import RawScan, read_raw
+
+if TYPE_CHECKING:  # SimpleITK is the optional extra 'prepare': imported when a scan is prepared
+    import SimpleITK as sitk
 
 __all__ = ["GRID_SHAPES", "OUTPUT_FILES", "RESOLUTIONS", "STATUSES", "STEPS", "StepFailed", "SubjectResult",
            "output_grid", "prepare", "prepare_scan"]
@@ -94,6 +98,12 @@ def _step(name: str, timings: dict[str, float]) -> Iterator[None]:
     timings[name] = round(time.perf_counter() - start, 2)
 
 
+def _centroid(mask: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """World coordinates (mm) of the centre of a mask's voxels."""
+    ijk = np.argwhere(mask > 0.5).mean(axis=0)
+    return (affine @ [*ijk, 1.0])[:3]
+
+
 def output_grid(brain: nib.Nifti1Image, resolution: int) -> nib.Nifti1Image:
     """An empty image on the output grid, placed so that the brain sits in it as in the template's grid.
 
@@ -105,12 +115,9 @@ def output_grid(brain: nib.Nifti1Image, resolution: int) -> nib.Nifti1Image:
     """
     tpl = atlas.load_template()
     shape = GRID_SHAPES[resolution]
-    def centroid(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
-        ijk = np.argwhere(data > 0.5).mean(axis=0)
-        return (affine @ [*ijk, 1.0])[:3]
     tpl_centre = (tpl.affine @ [*((np.array(tpl.shape) - 1) / 2.0), 1.0])[:3]
-    offset = tpl_centre - centroid(tpl.mask, tpl.affine)
-    centre = centroid(np.asarray(brain.dataobj), brain.affine) + offset
+    offset = tpl_centre - _centroid(tpl.mask, tpl.affine)
+    centre = _centroid(np.asarray(brain.dataobj), brain.affine) + offset
     affine = np.diag([float(resolution)] * 3 + [1.0])
     affine[:3, 3] = np.round(centre - resolution * (np.array(shape) - 1) / 2.0, 3)
     return nib.Nifti1Image(np.zeros(shape, dtype=np.float32), affine)
@@ -165,7 +172,7 @@ def _register_and_measure(scan: RawScan, work: Path, resolution: int, timings: d
         fit = reg.rigid(fixed, reg.to_sitk(pet_mean), fixed_mask=sitk.BinaryDilate(brain_t1, radius))
     with _step("suvr", timings):
         pet_grid = reg.from_sitk(reg.resample(reg.to_sitk(pet_mean), grid, fit.transform)).get_fdata()
-        _check_coverage(reg, pet_mean, grid, fit.transform, refmask)
+        _check_coverage(pet_mean, grid, fit.transform, refmask)
         reference = float(pet_grid[refmask].mean(dtype=np.float64))
         if not reference > 0:
             raise TausynthError(f"the PET's mean in the reference region is {reference:g}; expected a positive uptake")
@@ -194,12 +201,14 @@ def _check_regions(labels: np.ndarray, refmask: np.ndarray) -> None:
         raise TausynthError(f"the inferior cerebellar reference region has {int(refmask.sum())} voxel(s)")
 
 
-def _check_coverage(reg: object, pet: nib.Nifti1Image, grid: object, transform: object, refmask: np.ndarray) -> None:
+def _check_coverage(pet: nib.Nifti1Image, grid: sitk.Image, transform: sitk.Transform, refmask: np.ndarray) -> None:
     """The reference region must lie inside the PET's field of view, or its mean (and every SUVR) is wrong.
 
     A PET whose axial field of view stops above the inferior cerebellum is common; its zeros would
     lower the reference mean and raise every SUVR, silently.
     """
+    from tausynth.prepare import register as reg
+
     fov = nib.Nifti1Image(np.ones(pet.shape[:3], dtype=np.float32), pet.affine)
     inside = reg.from_sitk(reg.resample(reg.to_sitk(fov), grid, transform, "nearest")).get_fdata() > 0.5
     covered = float(inside[refmask].mean())

@@ -19,7 +19,11 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
+from tausynth.vocabulary import check_choice
+
 __all__ = [
+    "INTERPOLATIONS",
+    "METRICS",
     "Registration",
     "affine_then_bspline",
     "from_sitk",
@@ -32,6 +36,10 @@ __all__ = [
 ]
 
 _LPS = np.diag([-1.0, -1.0, 1.0])
+#: ``metric``: Mattes mutual information (T1 and PET) or normalised correlation (PET frames).
+METRICS: tuple[str, ...] = ("mattes", "correlation")
+#: ``interpolation``: linear for intensities, nearest neighbour for masks and labels.
+INTERPOLATIONS: tuple[str, ...] = ("linear", "nearest")
 
 
 @dataclass(frozen=True)
@@ -94,7 +102,7 @@ def _pyramid(reg: sitk.ImageRegistrationMethod, fixed: sitk.Image, levels_mm: tu
 def _method(metric: str, fixed: sitk.Image, levels_mm: tuple[float, ...], sampling: float,
             iterations: int, fixed_mask: sitk.Image | None, seed: int) -> sitk.ImageRegistrationMethod:
     reg = sitk.ImageRegistrationMethod()
-    if metric == "mattes":
+    if check_choice("metric", metric, METRICS) == "mattes":
         reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     else:
         reg.SetMetricAsCorrelation()
@@ -204,6 +212,7 @@ def resample(moving: sitk.Image, reference: sitk.Image, transform: sitk.Transfor
 
     ``interpolation`` is ``"linear"`` for intensities and ``"nearest"`` for labels.
     """
+    check_choice("interpolation", interpolation, INTERPOLATIONS)
     interp = {"linear": sitk.sitkLinear, "nearest": sitk.sitkNearestNeighbor}[interpolation]
     transform = transform if transform is not None else sitk.Transform(3, sitk.sitkIdentity)
     return sitk.Resample(moving, reference, transform, interp, 0.0, moving.GetPixelID())
