@@ -15,9 +15,10 @@ import json
 from html import escape
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import nibabel as nib
 import numpy as np
-from matplotlib.figure import Figure  # not pyplot: no backend, no global state, nothing to close
+from matplotlib.figure import Figure
 
 from tausynth.data import atlas
 from tausynth.data.regions import label_mask, region_mean
@@ -25,7 +26,7 @@ from tausynth.io import atomic_path, atomic_write_text
 from tausynth.plotting.scales import PET_CMAP, SUVR_RANGE
 from tausynth.prepare.pipeline import SubjectResult
 
-__all__ = ["qc_figure", "write_qc_report"]
+__all__ = ["plot_qc", "write_qc_report"]
 
 _OUTLINES = (("mask", "white"), ("refmask", "cyan"), ("braak1", "yellow"), ("braak34", "orange"),
              ("braak56", "magenta"))
@@ -49,11 +50,13 @@ def _planes(images: dict[str, np.ndarray]) -> list[tuple[str, tuple[slice | int,
     return [("axial", (full, full, z)), ("coronal", (full, y, full)), ("sagittal", (x, full, full))]
 
 
-def qc_figure(folder: Path, title: str) -> Figure:
-    """The QC figure of one prepared scan folder (three planes, SUVR over T1, outlines)."""
+def plot_qc(folder: Path, title: str) -> Figure:
+    """The QC figure of one prepared scan folder (three planes, SUVR over T1, outlines), drawn with pyplot.
+
+    In a notebook, ``plt.show()`` shows it; :func:`write_qc_report` saves and closes it.
+    """
     images = _load(folder)
-    fig = Figure(figsize=(10.5, 3.8), layout="constrained")
-    axes = fig.subplots(1, 3)
+    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.8), layout="constrained")
     t1_top = float(np.percentile(images["t1"][images["mask"] > 0], 99))
     for ax, (plane, index) in zip(axes, _planes(images), strict=True):
         ax.imshow(images["t1"][index].T, origin="lower", cmap="gray", vmin=0, vmax=t1_top)
@@ -76,10 +79,11 @@ def _row(result: SubjectResult, qc: Path) -> str:
     prov = json.loads((result.folder / "provenance.json").read_text(encoding="utf-8"))
     images = _load(result.folder)
     suvr = region_mean(images["pet"], images["labels"], atlas.roi_sets()["metatemporal"], name="metatemporal")
-    fig = qc_figure(result.folder, f"{result.scan.label}: SUVR over T1; mask, reference region, Braak ROIs")
+    fig = plot_qc(result.folder, f"{result.scan.label}: SUVR over T1; mask, reference region, Braak ROIs")
     png = qc / f"{result.scan.stem}.png"
     with atomic_path(png, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)  # one figure per scan: a long report must not hold them all
     alt = (f"{name}: SUVR over T1 in three planes with brain mask, inferior cerebellar reference region "
            "and Braak ROIs outlined")
     cells = [name, result.status, f"{prov['pet_to_t1_cost']:.3f}", f"{prov['template_cost']:.3f}",
