@@ -21,10 +21,12 @@ import pandas as pd
 import pytest
 
 from tausynth.cli import main
+from tausynth.data import atlas
 from tausynth.data.manifest import validate_manifest
 from tausynth.data.synthetic import sample_cohort
 from tausynth.errors import TausynthError, ValidationErrors
 from tausynth.prepare.convert import load_scan
+from tausynth.prepare.pipeline import rigid_part
 from tausynth.prepare.raw import read_raw
 from tausynth.prepare.rawlike import (
     rigid_matrix,
@@ -127,11 +129,22 @@ def test_provenance_records_the_library_and_versions(prepared: dict) -> None:
     assert list(prov["step_seconds"]) == ["convert", "frames", "bias", "mask", "labels", "pet_to_t1", "suvr", "resample"]
 
 
-def test_prepared_images_share_the_book_grid(prepared: dict) -> None:
-    images = {k: nib.load(prepared["out"] / "sub-0000" / f"{k}.nii.gz") for k in ("t1", "pet", "labels", "mask")}
-    assert {img.shape for img in images.values()} == {(80, 96, 80)}
-    assert np.allclose(np.diag(images["t1"].affine)[:3], 2.0)
-    assert np.asarray(images["labels"].dataobj).dtype == np.int16
+def test_every_scan_is_on_the_book_grid(prepared: dict) -> None:
+    # one grid for all scans: the book's mean-image baseline averages them voxel by voxel
+    for subject in GOOD:
+        images = {k: nib.load(prepared["out"] / subject / f"{k}.nii.gz") for k in ("t1", "pet", "labels", "mask")}
+        assert {img.shape for img in images.values()} == {(80, 96, 80)}
+        assert all(np.allclose(img.affine, atlas.GRID_AFFINE) for img in images.values())
+        assert np.asarray(images["labels"].dataobj).dtype == np.int16
+
+
+def test_rigid_part_keeps_rotation_and_drops_scale() -> None:
+    rotation = rigid_matrix((10.0, -4.0, 3.0), (2.0, 3.0, -1.0), centre=(0.0, 0.0, 0.0))
+    affine = rotation @ np.diag([1.08, 0.95, 1.02, 1.0])
+    centre = np.array([0.0, -18.0, 10.0])
+    rigid = rigid_part(affine, centre)
+    assert np.allclose(rigid[:3, :3], rotation[:3, :3], atol=1e-6)
+    assert np.allclose(rigid @ [*centre, 1.0], affine @ [*centre, 1.0])
 
 
 def test_raw_table_problems_are_reported_together(tmp_path: Path) -> None:

@@ -7,9 +7,12 @@ file is written atomically, so an interrupted run leaves whole files or none. A 
 gets one line naming it and the step (its traceback goes to ``OUT/logs/<stem>.log``) and the others
 go on. ``OUT/manifest.csv`` names every prepared scan and is written last.
 
-The output grid is the book's: ``80×96×80`` voxels of 2 mm (or ``40×48×40`` of 4 mm), axes along
-the T1's RAS world (no resampling into template space: the subject keeps its own anatomy), placed
-where the template's grid falls on the subject (the brain centred as in the template).
+The output grid is the book's, the same for every scan: ``80×96×80`` voxels of 2 mm (or ``40×48×40``
+of 4 mm) of the synthetic cohort, in a template-aligned world. Each scan is placed on it by the
+*rigid* part (rotation and translation) of its template registration: heads are put in the same
+pose and position, so voxel-wise statistics across scans (the book's mean-image baseline) make
+sense, while each brain keeps its own size and shape (no scaling, no warping of the subject's images).
+``provenance.json`` holds the map back to the T1's world (``grid_to_t1_ras``).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ if TYPE_CHECKING:  # SimpleITK is the optional extra 'prepare': imported when a 
     import SimpleITK as sitk
 
 __all__ = ["GRID_SHAPES", "OUTPUT_FILES", "RESOLUTIONS", "STATUSES", "STEPS", "StepFailed", "SubjectResult",
-           "output_grid", "prepare", "prepare_scan"]
+           "output_grid", "prepare", "prepare_scan", "rigid_part"]
 
 #: The steps, in order; a failure names one of them.
 STEPS: tuple[str, ...] = ("convert", "frames", "bias", "mask", "labels", "pet_to_t1", "suvr", "resample", "write")
@@ -98,29 +101,46 @@ def _step(name: str, timings: dict[str, float]) -> Iterator[None]:
     timings[name] = round(time.perf_counter() - start, 2)
 
 
-def _centroid(mask: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    """World coordinates (mm) of the centre of a mask's voxels."""
-    ijk = np.argwhere(mask > 0.5).mean(axis=0)
-    return (affine @ [*ijk, 1.0])[:3]
+def rigid_part(affine: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """The rotation and translation of a 4×4 affine map, without its scaling and shear.
 
+    The rotation is the orthogonal factor of the polar decomposition; the translation makes the
+    rigid map send ``centre`` where the affine does. The template is thus placed on the subject
+    with the subject's size kept: a large brain stays large.
 
-def output_grid(brain: nib.Nifti1Image, resolution: int) -> nib.Nifti1Image:
-    """An empty image on the output grid, placed so that the brain sits in it as in the template's grid.
-
-    Parameters
-    ----------
-    brain : nibabel.Nifti1Image
-        The subject's brain mask on any RAS grid.
-    resolution : {2, 4}
+    Examples
+    --------
+    >>> a = np.diag([1.1, 0.9, 1.0, 1.0]); a[:3, 3] = (5.0, 0.0, -2.0)
+    >>> rigid_part(a, np.zeros(3)).round(6).tolist()[0]
+    [1.0, 0.0, 0.0, 5.0]
     """
+    u, _, vt = np.linalg.svd(affine[:3, :3])
+    rotation = u @ vt
+    if np.linalg.det(rotation) < 0:  # a reflection is not a pose
+        rotation = u @ np.diag([1.0, 1.0, -1.0]) @ vt
+    out = np.eye(4)
+    out[:3, :3] = rotation
+    out[:3, 3] = (affine @ [*centre, 1.0])[:3] - rotation @ centre
+    return out
+
+
+def output_grid(resolution: int) -> nib.Nifti1Image:
+    """An empty image on the output grid: the synthetic cohort's grid (template-aligned world, mm)."""
+    affine = atlas.GRID_AFFINE.copy()
+    if resolution == 4:  # 2×2×2 blocks of the 2 mm grid, as the cohort's 4 mm images
+        affine[:3, :3] *= 2.0
+        affine[:3, 3] += 1.0
+    return nib.Nifti1Image(np.zeros(GRID_SHAPES[resolution], dtype=np.float32), affine)
+
+
+def _grid_to_t1(warp_linear: sitk.Transform) -> np.ndarray:
+    """The rigid map from the template-aligned output world to the T1's world (RAS, 4×4)."""
+    from tausynth.prepare import register as reg
+
+    t1_to_template = reg.transform_to_ras(warp_linear)
     tpl = atlas.load_template()
-    shape = GRID_SHAPES[resolution]
-    tpl_centre = (tpl.affine @ [*((np.array(tpl.shape) - 1) / 2.0), 1.0])[:3]
-    offset = tpl_centre - _centroid(tpl.mask, tpl.affine)
-    centre = _centroid(np.asarray(brain.dataobj), brain.affine) + offset
-    affine = np.diag([float(resolution)] * 3 + [1.0])
-    affine[:3, 3] = np.round(centre - resolution * (np.array(shape) - 1) / 2.0, 3)
-    return nib.Nifti1Image(np.zeros(shape, dtype=np.float32), affine)
+    centre = (tpl.affine @ [*np.argwhere(tpl.mask > 0.5).mean(axis=0), 1.0])[:3]
+    return rigid_part(np.linalg.inv(t1_to_template), centre)
 
 
 def _finished(folder: Path, scan: RawScan, resolution: int) -> bool:
@@ -153,17 +173,20 @@ def _register_and_measure(scan: RawScan, work: Path, resolution: int, timings: d
     with _step("mask", timings):
         warp = reg.affine_then_bspline(t1s, reg.to_sitk(tpl.t1), reg.to_sitk(tpl.mask))
         brain_t1 = reg.resample(reg.to_sitk(tpl.mask), t1s, warp.transform, "nearest") > 0.5
-        grid_img = output_grid(reg.from_sitk(brain_t1), resolution)
+        grid_img = output_grid(resolution)
         grid = reg.to_sitk(grid_img)
-        mask = reg.from_sitk(reg.resample(reg.to_sitk(tpl.mask), grid, warp.transform, "nearest")).get_fdata() > 0.5
+        grid_to_t1 = _grid_to_t1(warp.linear)
+        to_t1 = reg.ras_to_transform(grid_to_t1)
+        to_template = reg.compose(warp.transform, to_t1)
+        mask = reg.from_sitk(reg.resample(reg.to_sitk(tpl.mask), grid, to_template, "nearest")).get_fdata() > 0.5
         brain_ml = float(mask.sum() * resolution**3 / 1000.0)
         if not _BRAIN_ML[0] <= brain_ml <= _BRAIN_ML[1]:
             raise TausynthError(f"brain mask of {brain_ml:.0f} mL, outside {_BRAIN_ML[0]:.0f}–{_BRAIN_ML[1]:.0f} mL: "
                                 "the template did not register to the T1 (check the T1's orientation and contrast)")
     with _step("labels", timings):
-        labels = np.rint(reg.from_sitk(reg.resample(reg.to_sitk(tpl.labels), grid, warp.transform, "nearest"))
+        labels = np.rint(reg.from_sitk(reg.resample(reg.to_sitk(tpl.labels), grid, to_template, "nearest"))
                          .get_fdata()).astype(np.int16) * mask
-        refmask = (reg.from_sitk(reg.resample(reg.to_sitk(tpl.refmask), grid, warp.transform, "nearest"))
+        refmask = (reg.from_sitk(reg.resample(reg.to_sitk(tpl.refmask), grid, to_template, "nearest"))
                    .get_fdata() > 0.5) & mask
         _check_regions(labels, refmask)
     with _step("pet_to_t1", timings):
@@ -171,8 +194,9 @@ def _register_and_measure(scan: RawScan, work: Path, resolution: int, timings: d
         radius = [max(int(round(4.0 / s)), 1) for s in t1s.GetSpacing()]
         fit = reg.rigid(fixed, reg.to_sitk(pet_mean), fixed_mask=sitk.BinaryDilate(brain_t1, radius))
     with _step("suvr", timings):
-        pet_grid = reg.from_sitk(reg.resample(reg.to_sitk(pet_mean), grid, fit.transform)).get_fdata()
-        in_fov = _field_of_view(pet_mean, grid, fit.transform)
+        to_pet = reg.compose(fit.transform, to_t1)
+        pet_grid = reg.from_sitk(reg.resample(reg.to_sitk(pet_mean), grid, to_pet)).get_fdata()
+        in_fov = _field_of_view(pet_mean, grid, to_pet)
         coverage = {"reference": float(in_fov[refmask].mean()), "brain": float(in_fov[mask].mean())}
         if coverage["reference"] < _MIN_REFERENCE_COVERAGE:
             raise TausynthError(f"the PET's field of view covers {100 * coverage['reference']:.0f} % of the inferior "
@@ -183,12 +207,13 @@ def _register_and_measure(scan: RawScan, work: Path, resolution: int, timings: d
             raise TausynthError(f"the PET's mean in the reference region is {reference:g}; expected a positive uptake")
         suvr = (pet_grid / reference * mask).astype(np.float32)
     with _step("resample", timings):
-        t1_grid = reg.from_sitk(reg.resample(t1s, grid)).get_fdata().astype(np.float32) * mask
+        t1_grid = reg.from_sitk(reg.resample(t1s, grid, to_t1)).get_fdata().astype(np.float32) * mask
     return {
         "arrays": {"t1": t1_grid, "pet": suvr, "labels": labels, "mask": mask.astype(np.uint8),
                    "refmask": refmask.astype(np.uint8)},
         "affine": grid_img.affine,
         "record": {"pet_to_t1_ras": reg.transform_to_ras(fit.transform).tolist(), "pet_to_t1_cost": fit.cost,
+                   "grid_to_t1_ras": grid_to_t1.tolist(),
                    "template_cost": warp.cost, "frame_motions_ras": [m.tolist() for m in motions],
                    "max_frame_shift_mm": _max_shift(motions), "brain_ml": round(brain_ml, 1),
                    "reference_voxels": int(refmask.sum()), "reference_uptake": reference,

@@ -243,7 +243,7 @@ def score_prepared(prepared: PathLike, raw: PathLike) -> dict[str, float]:
     dict
         ``registration_error_mm``: mean distance, over the phantom's brain voxels, between the
         recovered and the known T1 -> PET world maps; ``mask_dice``: Dice of the prepared brain
-        mask with the phantom's, on the prepared grid; ``metatemporal_suvr`` and
+        mask with the phantom's, on the prepared grid (through the recorded grid -> T1 map); ``metatemporal_suvr`` and
         ``metatemporal_error_pct``: the prepared meta-temporal SUVR (prepared labels, prepared
         reference) and its relative error against the phantom's.
     """
@@ -256,7 +256,7 @@ def score_prepared(prepared: PathLike, raw: PathLike) -> dict[str, float]:
     moved = points @ (np.asarray(prov["pet_to_t1_ras"]) - np.asarray(truth["motion"])).T
     mask = nib.load(prepared / "mask.nii.gz")
     phantom = _sample(np.asarray(truth_mask.dataobj, dtype=np.float32), truth_mask.affine, mask.shape,
-                      mask.affine, order=0) > 0.5
+                      mask.affine, world_to_src=np.asarray(prov["grid_to_t1_ras"]), order=0) > 0.5
     ours = np.asarray(mask.dataobj) > 0
     pet = np.asarray(nib.load(prepared / "pet.nii.gz").dataobj, dtype=np.float32)
     labels = np.asarray(nib.load(prepared / "labels.nii.gz").dataobj)

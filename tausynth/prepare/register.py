@@ -27,9 +27,11 @@ __all__ = [
     "METRICS",
     "Registration",
     "affine_then_bspline",
+    "compose",
     "from_sitk",
     "library_versions",
     "n4_bias_correct",
+    "ras_to_transform",
     "resample",
     "rigid",
     "to_sitk",
@@ -45,11 +47,15 @@ INTERPOLATIONS: tuple[str, ...] = ("linear", "nearest")
 
 @dataclass(frozen=True)
 class Registration:
-    """A transform (fixed physical point -> moving physical point) and the final value of its cost."""
+    """A transform (fixed physical point -> moving physical point) and the final value of its cost.
+
+    ``linear`` is the affine stage of a deformable registration (``None`` otherwise).
+    """
 
     transform: sitk.Transform
     cost: float
     metric: str
+    linear: sitk.Transform | None = None
 
 
 def library_versions() -> dict[str, str]:
@@ -98,6 +104,21 @@ def _pyramid(reg: sitk.ImageRegistrationMethod, fixed: sitk.Image, levels_mm: tu
     reg.SetShrinkFactorsPerLevel([max(int(round(level / voxel)), 1) for level in levels_mm])
     reg.SetSmoothingSigmasPerLevel([level / 2.0 for level in levels_mm])
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+
+
+def ras_to_transform(matrix: np.ndarray) -> sitk.AffineTransform:
+    """The SimpleITK transform of a 4×4 RAS-world matrix (the inverse of :func:`transform_to_ras` for linear maps)."""
+    flip = np.diag([-1.0, -1.0, 1.0, 1.0])
+    lps = flip @ np.asarray(matrix, dtype=float) @ flip
+    out = sitk.AffineTransform(3)
+    out.SetMatrix(lps[:3, :3].flatten().tolist())
+    out.SetTranslation(lps[:3, 3].tolist())
+    return out
+
+
+def compose(*transforms: sitk.Transform) -> sitk.CompositeTransform:
+    """``compose(a, b)`` maps a point through ``b`` first, then ``a`` (as functions compose)."""
+    return sitk.CompositeTransform(list(transforms))
 
 
 def _method(metric: str, fixed: sitk.Image, levels_mm: tuple[float, ...], sampling: float,
@@ -185,7 +206,7 @@ def affine_then_bspline(fixed: sitk.Image, moving: sitk.Image, moving_mask: sitk
     reg.SetMovingInitialTransform(affine)
     reg.SetInitialTransform(bspline, inPlace=True)
     reg.Execute(fixed, moving)
-    return Registration(sitk.CompositeTransform([affine, bspline]), float(reg.GetMetricValue()), "mattes")
+    return Registration(sitk.CompositeTransform([affine, bspline]), float(reg.GetMetricValue()), "mattes", affine)
 
 
 def n4_bias_correct(image: sitk.Image, mask: sitk.Image | None = None, fit_mm: float = 4.0,
