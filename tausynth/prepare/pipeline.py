@@ -56,6 +56,8 @@ STATUSES: tuple[str, ...] = ("prepared", "skipped", "failed")
 _PROVENANCE = "provenance.json"
 #: Plausible volumes (mL) of the template's brain mask (1883 mL) on an adult; outside them the registration failed.
 _BRAIN_ML = (600.0, 3200.0)
+#: Share of the brain (measured on the T1) that must fit in the output grid.
+_MIN_BRAIN_IN_GRID = 0.97
 #: Share of the reference region that must lie inside the PET's field of view.
 _MIN_REFERENCE_COVERAGE = 0.9
 
@@ -183,6 +185,9 @@ def _register_and_measure(scan: RawScan, work: Path, resolution: int, timings: d
         if not _BRAIN_ML[0] <= brain_ml <= _BRAIN_ML[1]:
             raise TausynthError(f"brain mask of {brain_ml:.0f} mL, outside {_BRAIN_ML[0]:.0f}–{_BRAIN_ML[1]:.0f} mL: "
                                 "the template did not register to the T1 (check the T1's orientation and contrast)")
+        native_ml = float(sitk.GetArrayViewFromImage(brain_t1).sum() * np.prod(t1s.GetSpacing()) / 1000.0)
+        if brain_ml < _MIN_BRAIN_IN_GRID * native_ml:  # the fixed box cut off part of an unusually large brain
+            raise TausynthError(f"only {brain_ml:.0f} of the brain's {native_ml:.0f} mL fit in the output grid")
     with _step("labels", timings):
         labels = np.rint(reg.from_sitk(reg.resample(reg.to_sitk(tpl.labels), grid, to_template, "nearest"))
                          .get_fdata()).astype(np.int16) * mask
@@ -216,6 +221,7 @@ def _register_and_measure(scan: RawScan, work: Path, resolution: int, timings: d
                    "grid_to_t1_ras": grid_to_t1.tolist(),
                    "template_cost": warp.cost, "frame_motions_ras": [m.tolist() for m in motions],
                    "max_frame_shift_mm": _max_shift(motions), "brain_ml": round(brain_ml, 1),
+                   "brain_ml_on_t1": round(native_ml, 1),
                    "reference_voxels": int(refmask.sum()), "reference_uptake": reference,
                    "pet_field_of_view_coverage": {k: round(v, 4) for k, v in coverage.items()}},
     }
