@@ -371,7 +371,8 @@ def prepare(raw: PathLike, out: PathLike, resolution: int = 2, jobs: int = 1,
     list of SubjectResult
         In the order of ``RAW.csv``.
     """
-    from tqdm.auto import tqdm
+    # A text bar: tqdm.auto warns in kernels without ipywidgets, even when the bar is disabled.
+    from tqdm import tqdm
 
     if resolution not in RESOLUTIONS:
         raise TausynthError(f"resolution: {resolution!r} is not one of {', '.join(map(str, RESOLUTIONS))} (mm)")
