@@ -23,10 +23,11 @@ import pytest
 from tausynth.cli import main
 from tausynth.data import atlas
 from tausynth.data.manifest import validate_manifest
-from tausynth.data.synthetic import sample_cohort
+from tausynth.data.synthetic import GRID4_AFFINE, sample_cohort
 from tausynth.errors import TausynthError, ValidationErrors
 from tausynth.prepare.convert import load_scan
-from tausynth.prepare.pipeline import rigid_part
+from tausynth.prepare.frames import average_frames
+from tausynth.prepare.pipeline import output_grid, rigid_part
 from tausynth.prepare.raw import read_raw
 from tausynth.prepare.rawlike import (
     rigid_matrix,
@@ -192,3 +193,35 @@ def test_one_millimetre_t1_against_the_truth(tmp_path: Path, capsys: pytest.Capt
         print(f"\n1 mm T1: {seconds:.0f} s for one scan; {score}")
     assert score["registration_error_mm"] <= 1.5 and score["mask_dice"] >= 0.9
     assert score["metatemporal_error_pct"] <= 5.0
+
+
+def test_frames_are_aligned_to_their_mean_before_averaging() -> None:
+    # a blob moved by known shifts: each frame's recovered motion is its shift relative to the mean position
+    grid = np.indices((40, 40, 32)).astype(np.float32)
+    shifts = [(-2.0, 0.0, 0.0), (2.0, 0.0, 0.0), (0.0, -2.0, 0.0), (0.0, 2.0, 0.0)]  # mm; their mean is 0
+    centre = np.array([20.0, 20.0, 16.0])
+    frames = [np.exp(-(((grid - (centre + np.array(s) / 3.0)[:, None, None, None]) ** 2).sum(0)) / 30.0)
+              + 0.5 * np.exp(-(((grid - (centre + 5 + np.array(s) / 3.0)[:, None, None, None]) ** 2).sum(0)) / 8.0)
+              for s in shifts]
+    pet = nib.Nifti1Image(np.stack(frames, axis=-1).astype(np.float32), np.diag([3.0, 3.0, 3.0, 1.0]))
+    mean, motions = average_frames(pet)
+    blob = np.array([*(centre * 3.0), 1.0])  # world mm; the displacement there, not at the far-away origin
+    recovered = [(m @ blob - blob)[:3] for m in motions]
+    assert mean.shape == (40, 40, 32) and len(motions) == 4
+    assert np.allclose(recovered, shifts, atol=0.5), np.round(recovered, 2)
+
+
+def test_output_grids_are_the_cohorts() -> None:
+    assert np.allclose(output_grid(2).affine, atlas.GRID_AFFINE) and output_grid(2).shape == (80, 96, 80)
+    assert np.allclose(output_grid(4).affine, GRID4_AFFINE) and output_grid(4).shape == (40, 48, 40)
+
+
+def test_prepare_without_its_extra_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "SimpleITK" else real(name, *a))
+    assert main(["prepare", "--raw", str(tmp_path / "RAW.csv"), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == ("tausynth prepare: error: prepare needs SimpleITK; install them with: "
+                                               "pip install 'tausynth[prepare]'")
