@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from tausynth.data.synthetic import GRID4_AFFINE, sample_cohort
 from tausynth.errors import TausynthError, ValidationErrors
 from tausynth.prepare.convert import load_scan
 from tausynth.prepare.frames import average_frames
-from tausynth.prepare.pipeline import output_grid, rigid_part
+from tausynth.prepare.pipeline import is_finished, output_grid, rigid_part
 from tausynth.prepare.raw import read_raw
 from tausynth.prepare.rawlike import (
     rigid_matrix,
@@ -119,6 +120,11 @@ def test_a_rerun_skips_finished_scans(prepared: dict, capsys: pytest.CaptureFixt
     assert main(["prepare", "--raw", str(good), "--out", str(prepared["out"]), "--quiet"]) == 0
     assert "0 prepared, 2 already done, 0 failed" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in before} == before
+    # a new PET for a scan makes it unfinished (its files' times are part of its key)
+    scan = next(s for s in read_raw(good) if s.subject_id == "sub-0000")
+    assert is_finished(scan, prepared["out"], 2) and not is_finished(scan, prepared["out"], 4)
+    os.utime(scan.pet, ns=(time.time_ns(), time.time_ns()))
+    assert not is_finished(scan, prepared["out"], 2)
 
 
 def test_provenance_records_the_library_and_versions(prepared: dict) -> None:

@@ -2,7 +2,8 @@
 
 Each scan goes through :data:`STEPS` and ends in ``OUT/<stem>/`` as ``t1``, ``pet`` (SUVR), ``labels``,
 ``mask`` and ``refmask`` NIfTI files on one grid, and a ``provenance.json`` written last: a scan
-whose provenance exists (same resolution, same inputs) is finished and skipped on a re-run. Every
+whose provenance exists with the same key (code, resolution, input files' names, sizes and times,
+:func:`scan_key`) is finished and skipped on a re-run. Every
 file is written atomically, so an interrupted run leaves whole files or none. A scan that fails
 gets one line naming it and the step (its traceback goes to ``OUT/logs/<stem>.log``) and the others
 go on. ``OUT/manifest.csv`` names every prepared scan and is written last.
@@ -41,7 +42,7 @@ if TYPE_CHECKING:  # SimpleITK is the optional extra 'prepare': imported when a 
     import SimpleITK as sitk
 
 __all__ = ["GRID_SHAPES", "OUTPUT_FILES", "RESOLUTIONS", "STATUSES", "STEPS", "StepFailed", "SubjectResult",
-           "output_grid", "prepare", "prepare_scan", "rigid_part"]
+           "is_finished", "output_grid", "prepare", "prepare_scan", "rigid_part", "scan_key"]
 
 #: The steps, in order; a failure names one of them.
 STEPS: tuple[str, ...] = ("convert", "frames", "bias", "mask", "labels", "pet_to_t1", "suvr", "resample", "write")
@@ -145,12 +146,29 @@ def _grid_to_t1(warp_linear: sitk.Transform) -> np.ndarray:
     return rigid_part(np.linalg.inv(t1_to_template), centre)
 
 
-def _finished(folder: Path, scan: RawScan, resolution: int) -> bool:
+def _files_key(path: Path) -> list[list[object]]:
+    """Name, size and modification time of a file, or of every file of a DICOM folder (cheap, unlike hashing)."""
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return [[p.name if p == path else p.relative_to(path).as_posix(), (st := p.stat()).st_size, st.st_mtime_ns]
+            for p in files]
+
+
+def scan_key(scan: RawScan, resolution: int) -> str:
+    """What a prepared scan was made from: the code (every source file), the resolution and the input files."""
+    from tausynth.digest import combine, source_digest
+
+    return combine("prepare", source_digest(), resolution, str(scan.t1), _files_key(scan.t1), str(scan.pet),
+                   _files_key(scan.pet))
+
+
+def is_finished(scan: RawScan, out: PathLike, resolution: int) -> bool:
+    """Whether ``out/<stem>/`` holds this scan prepared from the same inputs, code and resolution."""
+    folder = Path(out) / scan.stem
     try:
         prov = json.loads((folder / _PROVENANCE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    same = prov.get("resolution_mm") == resolution and prov.get("inputs") == {"t1": str(scan.t1), "pet": str(scan.pet)}
+    same = prov.get("key") == scan_key(scan, resolution)
     return same and all((folder / f).is_file() for f in OUTPUT_FILES.values())
 
 
@@ -266,6 +284,7 @@ def _provenance(scan: RawScan, resolution: int, timings: dict[str, float], recor
                 "nibabel": nib.__version__, "numpy": np.__version__}
     return {
         "subject_id": scan.subject_id, "session": scan.session, "resolution_mm": resolution,
+        "key": scan_key(scan, resolution),
         "inputs": {"t1": str(scan.t1), "pet": str(scan.pet)},
         "registration_library": "SimpleITK",
         "registration_choice": "chosen over ANTsPy by benchmarks/prepare_registration.py (time and accuracy on a "
@@ -285,7 +304,7 @@ def prepare_scan(scan: RawScan, out: PathLike, resolution: int = 2) -> SubjectRe
     """
     out = Path(out)
     folder = out / scan.stem
-    if _finished(folder, scan, resolution):
+    if is_finished(scan, out, resolution):
         return SubjectResult(scan, "skipped", folder)
     timings: dict[str, float] = {}
     work = out / ".work" / scan.stem
