@@ -15,7 +15,7 @@ JOBS ?= 2
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[book,dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[book,dev,prepare]'
 	@touch $(STAMP)
 
 install: $(STAMP) $(MATHJAX)

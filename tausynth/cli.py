@@ -1,4 +1,4 @@
-"""Command-line interface: ``tausynth synth | validate | standardize | ...``.
+"""Command-line interface: ``tausynth synth | validate | prepare | standardize | ...``.
 
 User errors (:class:`tausynth.errors.TausynthError`) are printed as one line per problem on
 stderr, prefixed with ``tausynth <command>: error:``, and the process exits with status 2; no
@@ -64,6 +64,39 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
         help="largest allowed absolute difference between T1 and PET affines, in mm (default: 1e-3)",
     )
     p.set_defaults(handler=_cmd_validate)
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tausynth.data.manifest import validate_manifest
+    from tausynth.plotting.prepare import write_qc_report
+    from tausynth.prepare import prepare
+
+    results = prepare(args.raw, args.out, resolution=args.resolution, jobs=args.jobs, progress=not args.quiet)
+    report = write_qc_report(Path(args.out), results)
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed:
+        print(f"tausynth prepare: error: {r.line}", file=sys.stderr)
+    counts = {s: sum(r.status == s for r in results) for s in ("prepared", "skipped", "failed")}
+    manifest = Path(args.out) / "manifest.csv"
+    if len(failed) < len(results):
+        print(f"OK: {validate_manifest(manifest)}")  # what tausynth validate will say of it
+    print(f"prepare: {counts['prepared']} prepared, {counts['skipped']} already done, {counts['failed']} failed; "
+          f"manifest {manifest if len(failed) < len(results) else '(none)'}; QC {report}")
+    return 1 if failed else 0
+
+
+def _add_prepare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("prepare", help="raw T1w and PET scans (NIfTI or DICOM) to a manifest, with a QC report")
+    p.add_argument("--raw", required=True, metavar="RAW.csv",
+                   help="identity columns of the manifest, and t1 / pet naming a NIfTI file or a DICOM folder")
+    p.add_argument("--out", required=True, help="output folder (manifest.csv, one folder per scan, qc/index.html)")
+    p.add_argument("--resolution", type=int, choices=(2, 4), default=2, help="voxel size in mm (default: 2)")
+    p.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+                   help="scans prepared at a time, sharing the CPU cores (default: 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_cmd_prepare)
 
 
 def _positive_int(text: str) -> int:
@@ -330,7 +363,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_synth, _add_validate, _add_book, _add_standardize, _add_train, _add_predict, _add_evaluate, _add_study,
+    _add_synth, _add_validate, _add_prepare, _add_book, _add_standardize, _add_train, _add_predict, _add_evaluate, _add_study,
 ]
 
 

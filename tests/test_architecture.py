@@ -1,6 +1,6 @@
 """The package's structure: dependencies run one way, functions fit on a screen, references resolve.
 
-The core (data, SUVR, losses, models, training, evaluation) never imports the book's orchestration,
+The core (data, prepare, SUVR, losses, models, training, evaluation) never imports the book's orchestration,
 the command line or the figures; figures never import the book or the command line; the SUVR core
 does not know the synthetic phantom. A reader can follow every reference: none names the working
 notes the repository does not hold.
@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tausynth"
 TOP = ("plotting", "book", "cli", "browser", "study", "__main__")
-CORE = ("io", "errors", "digest", "vocabulary", "config", "runlist", "data", "suvr", "harmonization", "losses",
+CORE = ("io", "errors", "digest", "vocabulary", "config", "runlist", "data", "prepare", "suvr", "harmonization", "losses",
         "models", "training", "evaluation")
 #: Module (first part under tausynth) -> what it may not import.
 FORBIDDEN = {**{core: TOP for core in CORE}, "plotting": ("book", "cli", "browser", "study")}
