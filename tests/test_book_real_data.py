@@ -1,7 +1,9 @@
 """The book on a manifest that is not the synthetic cohort's (what a user with ADNI data has).
 
-The images are the smoke cohort's, copied to another folder under other names and described by a
-manifest with absolute paths, the manufacturers as DICOM writes them, no ground-truth columns, no
+The images start as raw-like scans (a 4-frame PET displaced on its own grid, a T1 with skull and
+scalp stored LPS; one subject as DICOM series) and go through ``tausynth prepare``, as a user's raw
+downloads would. The prepared scans are then copied to another folder under other names and described
+by a manifest with absolute paths, the manufacturers as DICOM writes them, no ground-truth columns, no
 amyloid column and no ``subjects.csv``. Every chapter must run, render, and say what it cannot show.
 """
 
@@ -12,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -21,14 +24,37 @@ REPO = Path(__file__).resolve().parents[1]
 DICOM_MAKERS = {"Siemens": "SIEMENS", "GE": "GE MEDICAL SYSTEMS", "Philips": "Philips Medical Systems"}
 
 
+def prepared_cohort(work: Path, n: int = 8) -> Path:
+    """Raw-like scans of ``n`` phantom subjects through ``tausynth prepare`` (4 mm grid); the prepared folder."""
+    from tausynth.data.synthetic import sample_cohort
+    from tausynth.prepare.rawlike import write_rawlike_subject
+
+    cohort, rows = sample_cohort(n, 3), []
+    for i, subject in cohort.iterrows():
+        rng = np.random.default_rng(i)
+        paths, _ = write_rawlike_subject(work / "raw" / subject.subject_id, subject, i, 3, t1_voxel_mm=2.0,
+                                         rotation_deg=tuple(rng.uniform(-6, 6, 3)),
+                                         translation_mm=tuple(rng.uniform(-10, 10, 3)), dicom=i == 0, pet_dicom=i == 0)
+        rows.append({"subject_id": subject.subject_id, "t1": paths["t1"], "pet": paths["pet"],
+                     "manufacturer": subject.manufacturer, "diagnosis": subject.diagnosis, "split": subject.split,
+                     "age": subject.age, "sex": subject.sex})
+    pd.DataFrame(rows).to_csv(work / "RAW.csv", index=False)
+    prepare = subprocess.run([sys.executable, "-m", "tausynth", "prepare", "--raw", str(work / "RAW.csv"),
+                              "--out", str(work / "prepared"), "--resolution", "4", "--jobs", "2", "--quiet"],
+                             capture_output=True, text=True)
+    assert prepare.returncode == 0, prepare.stderr[-3000:]
+    shutil.rmtree(work / "raw")
+    return work / "prepared"
+
+
 def real_like_manifest(cohort: Path, out: Path) -> Path:
-    """Copy a synthetic cohort's images to ``out`` and describe them as a real-data manifest would."""
+    """Copy the images a manifest names to ``out`` and describe them as a real-data manifest would."""
     scans = pd.read_csv(cohort / "manifest.csv")
     rows = []
     for _, scan in scans.iterrows():
         folder = out / "images" / f"{scan['subject_id']}_visit"
         folder.mkdir(parents=True)
-        row = {"subject_id": scan["subject_id"], "manufacturer": DICOM_MAKERS[scan["manufacturer"]],
+        row = {"subject_id": scan["subject_id"], "manufacturer": DICOM_MAKERS.get(scan["manufacturer"], scan["manufacturer"]),
                "diagnosis": scan["diagnosis"].lower(), "split": scan["split"], "age": scan.get("age"),
                "sex": scan.get("sex")}
         for column, name in (("t1", "T1w_brain"), ("pet", "AV1451_suvr"), ("labels", "aparc+aseg"),
@@ -45,9 +71,7 @@ def real_like_manifest(cohort: Path, out: Path) -> Path:
 @pytest.fixture(scope="module")
 def real_book(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, subprocess.CompletedProcess[str]]:
     work = tmp_path_factory.mktemp("real")
-    cohort = work / "cohort"
-    subprocess.run([sys.executable, "-m", "tausynth", "synth", "--n", "8", "--seed", "3", "--resolution", "4",
-                    "--out", str(cohort)], check=True, capture_output=True)
+    cohort = prepared_cohort(work)
     manifest = real_like_manifest(cohort, work / "adni")
     shutil.rmtree(cohort)  # nothing of the generator is left to find
     root = work / "repo"

@@ -1,7 +1,8 @@
 """``tausynth prepare`` against known truth: raw-like scans made from the synthetic cohort (issue #17).
 
-One run of the command prepares four scans at once (``--jobs 2``): two good ones (a NIfTI T1 and a
-DICOM T1, each with a 4-frame PET displaced by a known rigid motion on its own grid), one whose PET
+One run of the command prepares four scans at once (``--jobs 2``): two good ones (one as NIfTI files,
+one as DICOM series, as ADNI's raw downloads are; each PET has 4 frames, is displaced by a known
+rigid motion and is on its own grid), one whose PET
 misses the lower cerebellum (the reference region) and one whose T1 is not an image. The T1s are at
 2 mm to keep the run short; the 1 mm case is the slow test at the end.
 """
@@ -47,7 +48,8 @@ def _raw_cohort(root: Path, t1_voxel_mm: float = 2.0, n: int = 2) -> tuple[Path,
     for i in range(n):
         row = cohort.iloc[i]
         paths, _ = write_rawlike_subject(root / row.subject_id, row, i, 0, rotation_deg=motions[i][0],
-                                         translation_mm=motions[i][1], t1_voxel_mm=t1_voxel_mm, dicom=i == 1)
+                                         translation_mm=motions[i][1], t1_voxel_mm=t1_voxel_mm, dicom=i == 1,
+                                         pet_dicom=i == 1)
         rows.append({"subject_id": row.subject_id, "t1": Path(paths["t1"]).relative_to(root).as_posix(),
                      "pet": Path(paths["pet"]).relative_to(root).as_posix(), "manufacturer": row.manufacturer,
                      "diagnosis": row.diagnosis, "split": row.split, "age": row.age, "sex": row.sex})
@@ -173,6 +175,20 @@ def test_a_dicom_series_converts_to_the_same_world(tmp_path: Path) -> None:
     assert converted.shape == original.shape
     assert np.allclose(converted.affine, original.affine, atol=1e-3)
     assert np.allclose(converted.get_fdata(), original.get_fdata(), atol=0.05)
+
+
+def test_dynamic_pet_dicom_converts_to_its_frames_in_the_same_world(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    affine = np.array([[2.5, 0, 0, -40.0], [0, 2.5, 0, -30.0], [0, 0, 3.0, -20.0], [0, 0, 0, 1]])
+    frames = rng.uniform(0, 9000, (16, 18, 10, 4)).astype(np.float32)
+    frames[..., 2] *= 3.0  # one slope per slice and frame: each frame keeps its own scale
+    img = nib.Nifti1Image(frames, affine)
+    folder = write_dicom_series(tmp_path / "pet", img)
+    assert len(list(folder.glob("*.dcm"))) == 10 * 4
+    converted = load_scan(folder, tmp_path / "work")
+    assert converted.shape == (16, 18, 10, 4)
+    assert np.allclose(converted.affine, affine, atol=1e-3)
+    assert np.allclose(converted.get_fdata(), frames, atol=1.0)  # int16 with a per-slice slope
 
 
 def test_a_folder_without_dicom_is_one_line(tmp_path: Path) -> None:

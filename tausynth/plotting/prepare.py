@@ -62,10 +62,10 @@ def plot_qc(folder: Path, title: str) -> Figure:
         ax.imshow(images["t1"][index].T, origin="lower", cmap="gray", vmin=0, vmax=t1_top)
         pet = np.ma.masked_where(images["mask"][index] == 0, images["pet"][index])
         ax.imshow(pet.T, origin="lower", cmap=PET_CMAP, vmin=SUVR_RANGE[0], vmax=SUVR_RANGE[1], alpha=0.45)
-        for name, colour in _OUTLINES:
+        for name, color in _OUTLINES:
             region = images[name][index].astype(float)
             if region.any():
-                ax.contour(region.T, levels=[0.5], colors=colour, linewidths=0.7, origin="lower")
+                ax.contour(region.T, levels=[0.5], colors=color, linewidths=0.7, origin="lower")
         ax.set_title(plane, fontsize=9)
         ax.set_axis_off()
     fig.suptitle(title, fontsize=10)

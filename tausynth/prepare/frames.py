@@ -3,7 +3,7 @@
 Frames of a 20–30 min flortaucipir acquisition (often 4–6 × 5 min) differ by head motion of a few
 millimetres; averaging them unaligned blurs the image. The mean of the raw frames is the first
 reference (it sits near the average head position); one pass of frame-to-mean registration by
-normalised correlation (same tracer, same scanner) is enough at these motions.
+normalized correlation (same tracer, same scanner) is enough at these motions.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ class RawScan:
     t1, pet : pathlib.Path
         A NIfTI file or a DICOM folder each.
     identity : dict of str to str
-        The row's non-image columns, normalised (written to the prepared manifest unchanged).
+        The row's non-image columns, normalized (written to the prepared manifest unchanged).
     """
 
     subject_id: str

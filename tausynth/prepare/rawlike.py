@@ -9,7 +9,8 @@ into what a scanner archive holds:
   arbitrary scanner units;
 * a **PET** on its own anisotropic grid and field of view, displaced in world space by a known
   rigid motion, as ``n_frames`` noisy frames in Bq/mL with small inter-frame motion (a 4D NIfTI);
-* optionally the T1 as a **DICOM series** written with pydicom (one file per slice).
+* optionally the T1 as an MR **DICOM series**, and the PET as a dynamic PET DICOM series (one file
+  per slice and frame, each with its own rescale slope), written with pydicom.
 
 The truth is what the phantom knows: the PET's world displacement, the brain mask and the
 meta-temporal SUVR in the phantom's own labels and reference region. World coordinates are shared:
@@ -147,6 +148,7 @@ def write_rawlike_subject(
     rotation_deg: tuple[float, float, float] = (4.0, -3.0, 6.0),
     translation_mm: tuple[float, float, float] = (7.0, -5.0, 10.0),
     n_frames: int = 4, frame_jitter: float = 1.0, t1_voxel_mm: float = 1.0, dicom: bool = False,
+    pet_dicom: bool = False,
 ) -> tuple[dict[str, str], RawTruth]:
     """Write one raw-like subject (``t1.nii.gz`` or ``t1_dicom/``, ``pet.nii.gz``, ``truth.json``) under ``out``.
 
@@ -166,6 +168,8 @@ def write_rawlike_subject(
         Voxel size of the T1 (1 mm as scanners deliver it; 2 mm keeps quick tests quick).
     dicom : bool, default=False
         Write the T1 as a DICOM series (``t1_dicom/``) instead of NIfTI.
+    pet_dicom : bool, default=False
+        Write the PET frames as a dynamic PET DICOM series (``pet_dicom/``) instead of a 4D NIfTI.
 
     Returns
     -------
@@ -187,51 +191,84 @@ def write_rawlike_subject(
     else:
         paths["t1"] = str(save_nifti(out / "t1.nii.gz", np.asarray(t1.dataobj), t1.affine))
     pet = _pet_frames(img, motion, frame_motions, rng)
-    save_nifti(out / "pet.nii.gz", np.asarray(pet.dataobj), pet.affine)
+    if pet_dicom:
+        paths["pet"] = str(write_dicom_series(out / "pet_dicom", pet, patient=str(getattr(params, "subject_id", index))))
+    else:
+        save_nifti(out / "pet.nii.gz", np.asarray(pet.dataobj), pet.affine)
     truth = RawTruth(motion, frame_motions, img.affine, _truth_suvr(img))
     atomic_write_text(out / "truth.json", truth.to_json())
     save_nifti(out / "truth_mask.nii.gz", img.mask, img.affine, dtype=np.uint8)
     return paths, truth
 
 
-def write_dicom_series(folder: PathLike, img: nib.Nifti1Image, patient: str = "anon") -> Path:
-    """Write a 3D image as an MR DICOM series (one int16 file per axial slice) with pydicom.
+def _dicom_slice(folder: Path, modality: str, uids: dict[str, str], number: int) -> object:
+    """An empty DICOM file of the series (its header, no pixels yet)."""
+    import pydicom.uid as u
+    from pydicom.dataset import FileDataset, FileMetaDataset
 
-    DICOM's patient coordinates are LPS: the NIfTI (RAS) world's x and y change sign, and each
-    slice's position is the world position of its first voxel.
+    meta = FileMetaDataset()
+    storage = u.MRImageStorage if modality == "MR" else u.PositronEmissionTomographyImageStorage
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = storage, u.generate_uid()
+    meta.TransferSyntaxUID = u.ExplicitVRLittleEndian
+    ds = FileDataset(str(folder / f"im{number:05d}.dcm"), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = uids["study"], uids["series"]
+    ds.FrameOfReferenceUID, ds.InstanceNumber, ds.SeriesNumber = uids["frame_of_reference"], number, 1
+    ds.Modality, ds.PatientID, ds.PatientName = modality, uids["patient"], uids["patient"]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    return ds
+
+
+def _pet_timing(ds: object, frame: int, n_frames: int, n_slices: int, slice_index: int) -> None:
+    """Dynamic-PET tags: ``dcm2niix`` stacks the frames by them (5-minute frames from 80 min p.i.)."""
+    start_s = 80 * 60 + frame * 300
+    ds.SeriesType, ds.Units, ds.DecayCorrection = ["DYNAMIC", "IMAGE"], "BQML", "START"
+    ds.NumberOfSlices, ds.NumberOfTimeSlices = n_slices, n_frames
+    ds.ImageIndex = frame * n_slices + slice_index + 1
+    ds.ActualFrameDuration, ds.FrameReferenceTime = 300_000, 1000.0 * (start_s + 150)
+    ds.AcquisitionTime = f"{10 + start_s // 3600:02d}{start_s // 60 % 60:02d}{start_s % 60:02d}.000000"
+    ds.SeriesTime, ds.AcquisitionDate, ds.SeriesDate = "102000.000000", "20260101", "20260101"
+
+
+def write_dicom_series(folder: PathLike, img: nib.Nifti1Image, patient: str = "anon") -> Path:
+    """Write an image as a DICOM series with pydicom: a 3D T1 as MR, 4D frames as dynamic PET.
+
+    One int16 file per axial slice (and frame), each with its own rescale slope, as PET scanners
+    write them. DICOM's patient coordinates are LPS: the NIfTI (RAS) world's x and y change sign,
+    and each slice's position is the world position of its first voxel.
     """
     import pydicom
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+    from pydicom.uid import generate_uid
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     data = np.asarray(img.dataobj, dtype=np.float32)
-    slope = max(float(data.max()), 1.0) / 30000.0
-    flip = np.diag([-1.0, -1.0, 1.0, 1.0])
-    a = flip @ img.affine  # voxel -> LPS
+    frames = data[..., None] if data.ndim == 3 else data
+    modality = "MR" if data.ndim == 3 else "PT"
+    a = np.diag([-1.0, -1.0, 1.0, 1.0]) @ img.affine  # voxel -> LPS
     spacing = np.sqrt((a[:3, :3] ** 2).sum(axis=0))
     rows, cols = a[:3, 1] / spacing[1], a[:3, 0] / spacing[0]
-    study, series, frame_of_reference = generate_uid(), generate_uid(), generate_uid()
-    for k in range(data.shape[2]):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = MRImageStorage, generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = FileDataset(str(folder / f"slice{k:04d}.dcm"), {}, file_meta=meta, preamble=b"\0" * 128)
-        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-        ds.Modality, ds.Manufacturer, ds.PatientID, ds.PatientName = "MR", "SIEMENS", patient, patient
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame_of_reference
-        ds.SeriesNumber, ds.InstanceNumber, ds.SeriesDescription = 1, k + 1, "T1w MPRAGE (raw-like)"
-        ds.ImageOrientationPatient = [*(float(v) for v in cols), *(float(v) for v in rows)]
-        ds.ImagePositionPatient = [float(v) for v in (a @ [0, 0, k, 1])[:3]]
-        ds.PixelSpacing = [float(spacing[1]), float(spacing[0])]
-        ds.SliceThickness = ds.SpacingBetweenSlices = float(spacing[2])
-        ds.Rows, ds.Columns = data.shape[1], data.shape[0]
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.RescaleSlope, ds.RescaleIntercept = slope, 0.0
-        ds.PixelData = np.round(data[:, :, k].T / slope).astype(np.int16).tobytes()  # rows = second voxel axis
-        pydicom.dcmwrite(ds.filename, ds, enforce_file_format=True)
+    uids = {"study": generate_uid(), "series": generate_uid(), "frame_of_reference": generate_uid(),
+            "patient": patient}
+    n_slices, n_frames = frames.shape[2], frames.shape[3]
+    for t in range(n_frames):
+        for k in range(n_slices):
+            ds = _dicom_slice(folder, modality, uids, t * n_slices + k + 1)
+            ds.Manufacturer = "SIEMENS"
+            ds.SeriesDescription = "T1w MPRAGE (raw-like)" if modality == "MR" else "AV1451 4x5min (raw-like)"
+            if modality == "PT":
+                _pet_timing(ds, t, n_frames, n_slices, k)
+            ds.ImageOrientationPatient = [*(float(v) for v in cols), *(float(v) for v in rows)]
+            ds.ImagePositionPatient = [float(v) for v in (a @ [0, 0, k, 1])[:3]]
+            ds.PixelSpacing = [float(spacing[1]), float(spacing[0])]
+            ds.SliceThickness = ds.SpacingBetweenSlices = float(spacing[2])
+            ds.Rows, ds.Columns = data.shape[1], data.shape[0]
+            plane = frames[:, :, k, t]
+            slope = max(float(np.abs(plane).max()), 1.0) / 30000.0
+            ds.RescaleSlope, ds.RescaleIntercept = slope, 0.0
+            ds.PixelData = np.round(plane.T / slope).astype(np.int16).tobytes()  # rows = second voxel axis
+            pydicom.dcmwrite(ds.filename, ds, enforce_file_format=True)
     return folder
 
 

@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 _LPS = np.diag([-1.0, -1.0, 1.0])
-#: ``metric``: Mattes mutual information (T1 and PET) or normalised correlation (PET frames).
+#: ``metric``: Mattes mutual information (T1 and PET) or normalized correlation (PET frames).
 METRICS: tuple[str, ...] = ("mattes", "correlation")
 #: ``interpolation``: linear for intensities, nearest neighbour for masks and labels.
 INTERPOLATIONS: tuple[str, ...] = ("linear", "nearest")
@@ -149,7 +149,7 @@ def rigid(fixed: sitk.Image, moving: sitk.Image, *, metric: str = "mattes", fixe
     ----------
     fixed, moving : SimpleITK.Image
     metric : {"mattes", "correlation"}, default="mattes"
-        Mattes mutual information (different modalities) or normalised correlation (PET frames).
+        Mattes mutual information (different modalities) or normalized correlation (PET frames).
     fixed_mask : SimpleITK.Image, optional
         Only fixed voxels inside it drive the cost (the brain, not the scalp).
     initial : SimpleITK.Euler3DTransform, optional
