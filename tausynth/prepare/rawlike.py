@@ -150,7 +150,11 @@ def write_rawlike_subject(
     n_frames: int = 4, frame_jitter: float = 1.0, t1_voxel_mm: float = 1.0, dicom: bool = False,
     pet_dicom: bool = False,
 ) -> tuple[dict[str, str], RawTruth]:
-    """Write one raw-like subject (``t1.nii.gz`` or ``t1_dicom/``, ``pet.nii.gz``, ``truth.json``) under ``out``.
+    """Write one raw-like subject and its truth under ``out``.
+
+    The scans are ``t1.nii.gz`` (or ``t1_dicom/``) and ``pet.nii.gz`` (or ``pet_dicom/``); the truth
+    is ``truth.json`` and the phantom's brain mask, labels and reference region
+    (``truth_mask.nii.gz``, ``truth_labels.nii.gz``, ``truth_refmask.nii.gz``, on the phantom's grid).
 
     Parameters
     ----------
@@ -198,6 +202,8 @@ def write_rawlike_subject(
     truth = RawTruth(motion, frame_motions, img.affine, _truth_suvr(img))
     atomic_write_text(out / "truth.json", truth.to_json())
     save_nifti(out / "truth_mask.nii.gz", img.mask, img.affine, dtype=np.uint8)
+    save_nifti(out / "truth_labels.nii.gz", img.labels, img.affine, dtype=np.int16)
+    save_nifti(out / "truth_refmask.nii.gz", img.refmask, img.affine, dtype=np.uint8)
     return paths, truth
 
 
@@ -278,11 +284,16 @@ def score_prepared(prepared: PathLike, raw: PathLike) -> dict[str, float]:
     Returns
     -------
     dict
-        ``registration_error_mm``: mean distance, over the phantom's brain voxels, between the
-        recovered and the known T1 -> PET world maps; ``mask_dice``: Dice of the prepared brain
-        mask with the phantom's, on the prepared grid (through the recorded grid -> T1 map); ``metatemporal_suvr`` and
-        ``metatemporal_error_pct``: the prepared meta-temporal SUVR (prepared labels, prepared
-        reference) and its relative error against the phantom's.
+        - ``registration_error_mm``: mean distance, over the phantom's brain voxels, between the
+          recovered and the known T1 -> PET world maps;
+        - ``mask_dice``: Dice of the prepared brain mask with the phantom's, on the prepared grid
+          (through the recorded grid -> T1 map);
+        - ``metatemporal_suvr``, ``true_metatemporal_suvr``, ``metatemporal_error_pct``: the
+          prepared meta-temporal SUVR (prepared labels and reference region), the phantom's, and
+          the relative error (%);
+        - ``phantom_regions_suvr``, ``phantom_regions_error_pct``: the same with the phantom's own
+          labels and reference region carried onto the prepared grid. This leaves out the warped
+          atlas and keeps the registration, the frame averaging and the resampling of the PET.
     """
     prepared, raw = Path(prepared), Path(raw)
     truth = json.loads((raw / "truth.json").read_text(encoding="utf-8"))
@@ -297,10 +308,20 @@ def score_prepared(prepared: PathLike, raw: PathLike) -> dict[str, float]:
     ours = np.asarray(mask.dataobj) > 0
     pet = np.asarray(nib.load(prepared / "pet.nii.gz").dataobj, dtype=np.float32)
     labels = np.asarray(nib.load(prepared / "labels.nii.gz").dataobj)
-    suvr = region_mean(pet, labels, atlas.roi_sets()["metatemporal"], name="metatemporal")
+    meta = atlas.roi_sets()["metatemporal"]
+    suvr = region_mean(pet, labels, meta, name="metatemporal")
+    on_grid = {name: _sample(np.asarray(nib.load(raw / f"truth_{name}.nii.gz").dataobj, dtype=np.float32),
+                             truth_mask.affine, mask.shape, mask.affine,
+                             world_to_src=np.asarray(prov["grid_to_t1_ras"]), order=0)
+               for name in ("labels", "refmask")}
+    phantom_regions = (region_mean(pet, np.rint(on_grid["labels"]).astype(int), meta, name="metatemporal")
+                       / float(pet[on_grid["refmask"] > 0.5].mean(dtype=np.float64)))
     return {
         "registration_error_mm": float(np.linalg.norm(moved[:, :3], axis=1).mean()),
         "mask_dice": float(2 * (ours & phantom).sum() / (ours.sum() + phantom.sum())),
         "metatemporal_suvr": suvr,
+        "true_metatemporal_suvr": float(truth["metatemporal_suvr"]),
         "metatemporal_error_pct": 100.0 * abs(suvr / truth["metatemporal_suvr"] - 1.0),
+        "phantom_regions_suvr": phantom_regions,
+        "phantom_regions_error_pct": 100.0 * abs(phantom_regions / truth["metatemporal_suvr"] - 1.0),
     }

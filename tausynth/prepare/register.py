@@ -121,6 +121,13 @@ def compose(*transforms: sitk.Transform) -> sitk.CompositeTransform:
     return sitk.CompositeTransform(list(transforms))
 
 
+def _sampling_seed(seed: int) -> int:
+    """The seed SimpleITK is given: its seed 0 means "the wall clock", which would make every run differ."""
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    return seed + 1
+
+
 def _method(metric: str, fixed: sitk.Image, levels_mm: tuple[float, ...], sampling: float,
             iterations: int, fixed_mask: sitk.Image | None, seed: int) -> sitk.ImageRegistrationMethod:
     reg = sitk.ImageRegistrationMethod()
@@ -129,7 +136,7 @@ def _method(metric: str, fixed: sitk.Image, levels_mm: tuple[float, ...], sampli
     else:
         reg.SetMetricAsCorrelation()
     reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(sampling, seed)
+    reg.SetMetricSamplingPercentage(sampling, _sampling_seed(seed))
     if fixed_mask is not None:
         reg.SetMetricFixedMask(fixed_mask)
     reg.SetInterpolator(sitk.sitkLinear)
@@ -197,7 +204,7 @@ def affine_then_bspline(fixed: sitk.Image, moving: sitk.Image, moving_mask: sitk
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(0.05, seed)
+    reg.SetMetricSamplingPercentage(0.05, _sampling_seed(seed))
     reg.SetMetricFixedMask(_brain_mask_of(fixed, moving_mask, affine, 4.0))
     reg.SetInterpolator(sitk.sitkLinear)
     _pyramid(reg, fixed, (4.0, 2.0))
